@@ -1,0 +1,1 @@
+"""Runtime: sources, the ingestion pipeline, scheduler, mailer and CLI."""

@@ -1,0 +1,62 @@
+"""Wiring: one place that builds the parts from a Config.
+
+No module-level singletons: the CLI, the daemon and the tests each build an
+``App`` from an explicit Config, so a test can run two daemons on one
+database in one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from casegate.daemon.compose import Renderer
+from casegate.daemon.config import Config, ConfigError
+from casegate.daemon.mailer import make_transport
+from casegate.daemon.outbox import OutboxWorker
+from casegate.daemon.pipeline import Pipeline, utcnow
+from casegate.daemon.policy import Policy, PolicyError
+from casegate.rules import RuleStore, default_folder
+from casegate.storage.blobs import BlobStore
+from casegate.storage.db import Database
+
+
+def load_policy(config: Config) -> Policy:
+    where = str(config.path) if config.path else "<defaults>"
+    try:
+        return Policy.from_dict(config.extra.get("policy", {}), where)
+    except PolicyError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def rules_folder(config: Config) -> Path:
+    if config.classification.rules_dir:
+        return config.resolve(config.classification.rules_dir)
+    return default_folder()
+
+
+class App:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        migrate: bool = True,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.policy = load_policy(config)
+        self.db = Database(config.database_url)
+        if migrate:
+            self.db.migrate()
+        self.rules = RuleStore(rules_folder(config))
+        self.renderer = Renderer(default_language=config.service.default_language)
+        self.blobs = BlobStore(config.attachments_dir)
+        self.pipeline = Pipeline(config, self.db, self.rules, self.policy, self.renderer, self.blobs, clock)
+        self.transport = make_transport(config.outgoing, config.resolve(config.outgoing.maildir))
+        self.outbox = OutboxWorker(self.db, self.transport, config.outgoing, clock)
+
+    def close(self) -> None:
+        self.db.dispose()

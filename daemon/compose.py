@@ -1,0 +1,120 @@
+"""Outgoing mail: templates rendered into safe RFC 5322 messages.
+
+Everything a customer wrote (subject, name) can reach our headers, so every
+header value passes through ``clean_header`` (no CR, LF or other control
+characters) and addresses are built with ``email.headerregistry.Address``,
+which refuses anything that is not one mailbox. That closes header
+injection at the one place all outgoing mail is built.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from email.headerregistry import Address as HeaderAddress
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+LANGUAGES = ("zh", "en")
+
+
+def clean_header(value: str, limit: int = 200) -> str:
+    """One line of header text: controls folded to spaces, length capped."""
+    text = _CONTROL.sub(" ", value).strip()
+    return text[:limit]
+
+
+def make_address(email: str, name: str = "") -> HeaderAddress:
+    """A single mailbox; raises ValueError for anything else."""
+    email = email.strip()
+    if _CONTROL.search(email) or email.count("@") != 1 or any(c in email for c in " <>,;\"()"):
+        raise ValueError(f"not a single e-mail address: {email!r}")
+    local, _, domain = email.partition("@")
+    return HeaderAddress(display_name=clean_header(name, 100), username=local, domain=domain)
+
+
+def new_message_id(domain: str) -> str:
+    """A Message-ID without angle brackets (stored that way everywhere)."""
+    return f"{uuid.uuid4().hex}.casegate@{domain}"
+
+
+class Renderer:
+    """Jinja2 templates per language: ``<lang>/<name>.subject.j2`` and ``.txt.j2``."""
+
+    def __init__(self, folder: Path = TEMPLATES_DIR, default_language: str = "zh") -> None:
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(folder)),
+            autoescape=False,  # plain-text mail
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+        )
+        self.default_language = default_language
+
+    def render(self, name: str, language: str | None, **context: object) -> tuple[str, str]:
+        lang = language if language in LANGUAGES else self.default_language
+        subject = self.env.get_template(f"{lang}/{name}.subject.j2").render(**context)
+        body = self.env.get_template(f"{lang}/{name}.txt.j2").render(**context)
+        return clean_header(subject, 250), body
+
+
+def build_message(
+    *,
+    from_addr: HeaderAddress,
+    to: Sequence[HeaderAddress],
+    subject: str,
+    body: str,
+    domain: str,
+    now: datetime,
+    cc: Sequence[HeaderAddress] = (),
+    reply_to: HeaderAddress | None = None,
+    in_reply_to: str | None = None,
+    references: Iterable[str] = (),
+    auto_submitted: str | None = "auto-replied",
+    extra_headers: Iterable[tuple[str, str]] = (),
+    attachments: Iterable[tuple[str, str, bytes]] = (),
+) -> EmailMessage:
+    """Assemble one outgoing message; all header text is cleaned here."""
+    msg = EmailMessage()
+    msg["From"] = from_addr
+    msg["To"] = list(to)
+    if cc:
+        msg["Cc"] = list(cc)
+    if reply_to is not None:
+        msg["Reply-To"] = reply_to
+    msg["Subject"] = clean_header(subject, 250)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = f"<{new_message_id(domain)}>"
+    refs = [clean_header(r, 500) for r in references if r]
+    if in_reply_to:
+        msg["In-Reply-To"] = f"<{clean_header(in_reply_to, 500)}>"
+        if in_reply_to not in refs:
+            refs.append(clean_header(in_reply_to, 500))
+    if refs:
+        msg["References"] = " ".join(f"<{r}>" for r in refs[-20:])
+    if auto_submitted:
+        # RFC 3834: marks our automatic mail so well-behaved responders stay quiet.
+        msg["Auto-Submitted"] = auto_submitted
+        msg["X-Auto-Response-Suppress"] = "All"
+    for name, value in extra_headers:
+        msg[clean_header(name, 60)] = clean_header(value, 500)
+    msg.set_content(body, charset="utf-8", cte="8bit" if body.isascii() else "base64")
+    for filename, ctype, content in attachments:
+        maintype, _, subtype = ctype.partition("/")
+        msg.add_attachment(content, maintype=maintype or "application", subtype=subtype or "octet-stream", filename=filename)
+    return msg
+
+
+def message_id_of(msg: EmailMessage) -> str:
+    return str(msg["Message-ID"]).strip().strip("<>")
+
+
+def local_time(dt: datetime, tz: str) -> str:
+    return dt.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")

@@ -1,0 +1,187 @@
+"""The outbox: outgoing mail queued in the same transaction as its cause,
+then sent by a worker with retries.
+
+Claiming works by lease: a row being sent is set to ``sending`` with
+``next_attempt_at`` = now + lease and committed before the transport is
+touched. If the process dies mid-send, the lease expires and the row is
+claimed again; for the maildir transport the worker first asks whether the
+file already landed, so nothing is written twice. On PostgreSQL the claim
+uses ``FOR UPDATE SKIP LOCKED`` so several daemons share one outbox; SQLite
+has a single writer at a time (BEGIN IMMEDIATE), which gives the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from casegate.daemon.config import OutgoingConfig
+from casegate.daemon.mailer import DeliveryResult, Outgoing, Transport
+from casegate.storage.db import Database
+from casegate.storage.models import Message, OutboxMessage
+
+log = logging.getLogger("casegate.outbox")
+
+LEASE = timedelta(minutes=10)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def enqueue(
+    session: Session,
+    msg: EmailMessage,
+    *,
+    kind: str,
+    case_id: int | None,
+    mail_from: str,
+    rcpt_to: list[str],
+    now: datetime,
+    text: str | None = None,
+    record: bool = True,
+) -> OutboxMessage:
+    """Queue ``msg`` and, when ``record``, store it as an outgoing message on the case."""
+    message_id = str(msg["Message-ID"]).strip().strip("<>")
+    raw = msg.as_bytes()
+    row = OutboxMessage(
+        case_id=case_id,
+        kind=kind,
+        message_id=message_id,
+        mail_from=mail_from,
+        rcpt_to=",".join(rcpt_to),
+        raw=raw,
+        state="queued",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(row)
+    if record and case_id is not None:
+        session.add(
+            Message(
+                case_id=case_id,
+                direction="out",
+                message_id=message_id,
+                in_reply_to=str(msg.get("In-Reply-To", "")).strip("<>"),
+                references=str(msg.get("References", "")),
+                from_addr=mail_from,
+                to_addrs=",".join(rcpt_to),
+                cc_addrs=str(msg.get("Cc", "")),
+                subject=str(msg["Subject"]),
+                date=now,
+                text=text if text is not None else "",
+                new_text=text if text is not None else "",
+                raw=None,  # the rendered bytes live in the outbox row
+                source=f"outbox:{kind}",
+                created_at=now,
+            )
+        )
+    return row
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+    def __str__(self) -> str:
+        return f"sent {self.sent}, retry later {self.retried}, failed {self.failed}"
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        db: Database,
+        transport: Transport,
+        cfg: OutgoingConfig,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.transport = transport
+        self.cfg = cfg
+        self.clock = clock
+
+    def _claim(self, limit: int) -> list[Outgoing]:
+        now = self.clock()
+        with self.db.transaction() as s:
+            stmt = (
+                select(OutboxMessage)
+                .where(
+                    or_(OutboxMessage.state == "queued", OutboxMessage.state == "sending"),
+                    OutboxMessage.next_attempt_at <= now,
+                )
+                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            rows = list(s.execute(stmt).scalars())
+            claimed = []
+            for row in rows:
+                item = Outgoing(row.id, row.message_id, row.mail_from, tuple(row.rcpt_to.split(",")), row.raw)
+                if row.state == "sending" and self.transport.already_delivered(item):
+                    # Delivered before a crash; only the bookkeeping was lost.
+                    row.state, row.sent_at, row.last_error = "sent", now, None
+                    continue
+                row.state = "sending"
+                row.attempts += 1
+                row.next_attempt_at = now + LEASE
+                claimed.append(item)
+        return claimed
+
+    def _backoff(self, attempts: int) -> timedelta:
+        delay = self.cfg.retry_initial * (2 ** max(0, attempts - 1))
+        return min(delay, self.cfg.retry_max)
+
+    def _record(self, results: dict[int, DeliveryResult]) -> SendReport:
+        now = self.clock()
+        report = SendReport()
+        with self.db.transaction() as s:
+            rows = s.execute(select(OutboxMessage).where(OutboxMessage.id.in_(list(results)))).scalars()
+            for row in rows:
+                res = results[row.id]
+                row.last_error = res.error
+                if res.ok:
+                    row.state, row.sent_at = "sent", now
+                    report.sent += 1
+                elif res.permanent or now - row.created_at >= self.cfg.give_up_after:
+                    row.state = "failed"
+                    report.failed += 1
+                    log.error("outbox message %s failed for good: %s", row.message_id, res.error)
+                else:
+                    row.state = "queued"
+                    row.next_attempt_at = now + self._backoff(row.attempts)
+                    report.retried += 1
+                    log.warning(
+                        "outbox message %s not sent (attempt %d, retry at %s): %s",
+                        row.message_id, row.attempts, row.next_attempt_at.isoformat(), res.error,
+                    )
+        return report
+
+    def send_due(self, limit: int | None = None) -> SendReport:
+        """Send everything due now, in batches; returns what happened."""
+        total = SendReport()
+        remaining = limit
+        while True:
+            batch_size = self.cfg.batch_size if remaining is None else min(self.cfg.batch_size, remaining)
+            if batch_size <= 0:
+                break
+            batch = self._claim(batch_size)
+            if not batch:
+                break
+            report = self._record(self.transport.deliver(batch))
+            total.sent += report.sent
+            total.retried += report.retried
+            total.failed += report.failed
+            if remaining is not None:
+                remaining -= len(batch)
+            if report.sent == 0:
+                break  # the relay is failing: leave the rest for the backoff
+        return total

@@ -1,0 +1,62 @@
+"""Threading: which existing case, if any, an incoming message belongs to.
+
+Order of evidence, strongest first:
+1. a signed reply address (``service+SR-2026-000042.k3f9a1@...``) among the
+   recipients: it names the case and proves the sender got our mail;
+2. a case number anywhere in the subject (after any Re:/Fwd:/回复:/答复:/
+   转发:/AW:/SV: prefix, with or without brackets);
+3. In-Reply-To / References naming a message we stored or sent.
+Anything else opens a new case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from casegate.parsers.message import ParsedMessage
+from casegate.storage import repository as repo
+from casegate.storage.models import Case
+from casegate.storage.numbering import number_pattern
+
+
+@dataclass(frozen=True)
+class ThreadMatch:
+    case: Case
+    how: str  # "reply-address" | "subject" | "references"
+    signed_by: str | None = None  # recipient the signed address was issued to
+
+
+# A callable that finds a (case number, issued-to address) in the recipients
+# from a signed reply address; supplied by the reply-address module.
+ReplyAddressVerifier = Callable[[ParsedMessage], tuple[str, str] | None]
+
+
+class Threader:
+    def __init__(self, number_format: str, verify_reply_address: ReplyAddressVerifier | None = None) -> None:
+        self.pattern = number_pattern(number_format)
+        self.verify_reply_address = verify_reply_address
+
+    def numbers_in(self, text: str) -> list[str]:
+        return [m.upper() for m in self.pattern.findall(text or "")]
+
+    def find(self, session: Session, msg: ParsedMessage) -> ThreadMatch | None:
+        if self.verify_reply_address is not None:
+            signed = self.verify_reply_address(msg)
+            if signed is not None:
+                number, issued_to = signed
+                case = repo.case_by_number(session, number)
+                if case is not None:
+                    return ThreadMatch(case, "reply-address", issued_to)
+        for number in self.numbers_in(msg.subject):
+            case = repo.case_by_number(session, number)
+            if case is not None:
+                return ThreadMatch(case, "subject")
+        ids = [*msg.references, *msg.in_reply_to]
+        if ids:
+            case = repo.case_by_message_ids(session, ids)
+            if case is not None:
+                return ThreadMatch(case, "references")
+        return None

@@ -1,0 +1,87 @@
+r'''The admins' rule engine and the default rule files.
+
+Admins tune classification by editing TOML files in a rule folder (default:
+the files shipped in ``rules/default/``); ``RuleStore`` picks up edits
+without a restart.  Files are read in NAME ORDER (``10-severity.toml``
+before ``20-complaints.toml``), rules in file order.
+
+Rule format::
+
+    [[rule]]
+    name = "p1-outage"                 # unique across the folder
+    description = "system down"        # optional
+    enabled = true                     # optional, false = skip the rule
+    # -- conditions (all given parts must hold) --
+    fields = ["subject", "body"]       # where any/all/none/regex look (default)
+    any  = ["宕机", "system down"]      # at least one keyword
+    all  = ["ups", "告警"]              # every keyword
+    none = ["已恢复", "resolved"]        # no keyword
+    regex = '故障单号\s*\d+'             # string or list; any pattern
+    sender_domain.any = ["bank.cn"]    # per-field condition: <field>.any/all/none/regex
+    outside_working_hours = true       # only outside (true) / inside (false) hours
+    warranty_expired = true            # only when known expired (true) / valid (false)
+    # -- actions --
+    priority = "P1"                    # P1 (most severe) .. P4
+    category = "outage"
+    queue = "support"
+    tags = ["outage"]
+    assignee_group = "network"
+    route = "support"                  # support | sales | ignore
+    language = "zh"                    # override the detected language
+
+Fields: subject, body (the NEW text of the message: quoted history and
+signature already cut off; or ``text_override``, e.g. fax OCR), sender,
+sender_domain, recipient, attachment_names (only when a rule names it),
+source, source_kind ("fax", "imap", "smtp", "spool"), customer (company,
+name), contract.
+
+Matching: keywords and text are folded alike (NFKC so ＡＢＣ１２３ = abc123,
+casefold, traditional -> simplified Chinese, whitespace runs -> one space,
+spaces between CJK characters removed).  Latin keywords match whole words
+("down" never matches "download"; a trailing '*' as in "install*" lifts
+the end boundary); CJK keywords match as substrings.  Regexes run on the
+folded text (compiled case-insensitive).
+
+Resolution: priority = the MOST SEVERE priority of all matching rules;
+category, queue, assignee_group, route and language = the FIRST matching
+rule that sets it (file name order, then file order) — so put specific
+rules in earlier files; tags = union of all matching rules.  Unset actions
+fall back to the caller's defaults (route "support", language detected).
+'''
+
+from .errors import RuleError, RuleLoadError
+from .loader import check_folder, default_folder, load_rules
+from .matcher import RuleSet
+from .model import (
+    DEFAULT_FIELDS,
+    FIELDS,
+    PRIORITIES,
+    ROUTES,
+    Classification,
+    ClassifyInput,
+    Rule,
+    RuleMatch,
+)
+from .normalize import fold
+from .report import format_result
+from .store import RuleStore
+
+__all__ = [
+    "Classification",
+    "ClassifyInput",
+    "DEFAULT_FIELDS",
+    "FIELDS",
+    "PRIORITIES",
+    "ROUTES",
+    "Rule",
+    "RuleError",
+    "RuleLoadError",
+    "RuleMatch",
+    "RuleSet",
+    "RuleStore",
+    "check_folder",
+    "default_folder",
+    "fold",
+    "format_result",
+    "load_rules",
+]

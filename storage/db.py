@@ -1,0 +1,116 @@
+"""Engine, sessions, migrations and the one-transaction helper.
+
+Every writer goes through ``Database.transaction()``: one unit of work, one
+commit, rolled back whole on any error, so no half-written case survives.
+Connection failures surface as ``DatabaseUnavailable`` so callers (the CLI,
+the SMTP listener) can answer "try again later" instead of losing mail.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger("casegate.storage")
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or is locked; retry later."""
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # WAL lets readers (the CLI) work while the daemon writes; NORMAL
+    # synchronous is durable across process crashes in WAL mode, which is
+    # the crash model the exactly-once guarantee is stated for.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 10}, pool_pre_ping=False)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # pysqlite's own BEGIN handling defers locking until the first write,
+        # which lets two writers deadlock on upgrade; take the write lock at
+        # BEGIN instead (documented SQLAlchemy recipe).
+        event.listen(engine, "connect", lambda c, _r: setattr(c, "isolation_level", None))
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for errors that mean "the database is not there right now"."""
+    if isinstance(exc, DatabaseUnavailable):
+        return True
+    if isinstance(exc, OperationalError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return False
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (run at every start)."""
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        try:
+            with self.engine.begin() as conn:
+                head = ScriptDirectory.from_config(cfg).get_current_head()
+                current = MigrationContext.configure(conn).get_current_revision()
+                if current == head:
+                    return
+                log.info("migrating database from %s to %s", current or "empty", head)
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except OperationalError as exc:
+            raise DatabaseUnavailable(f"cannot migrate {self.safe_url}: {exc.orig}") from exc
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back whole on error."""
+        session = self._sessions()
+        try:
+            with session.begin():
+                yield session
+        except OperationalError as exc:
+            raise DatabaseUnavailable(str(exc.orig)) from exc
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,71 @@
+"""Case numbers from a configurable format such as ``SR-{year}-{seq:06d}``.
+
+The sequence lives in the ``case_counter`` table, one row per scope (the
+year, or year and month, when the format contains them). ``UPDATE ...
+RETURNING`` takes the row lock inside the writer's transaction, so two
+daemons on one PostgreSQL never hand out the same number; a rolled-back
+transaction leaves a gap, which is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from datetime import datetime
+
+from sqlalchemy import insert, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from casegate.storage.models import CaseCounter
+
+
+def _fields(fmt: str) -> set[str]:
+    return {name for _lit, name, _spec, _conv in string.Formatter().parse(fmt) if name}
+
+
+def counter_scope(fmt: str, now: datetime) -> str:
+    names = _fields(fmt)
+    if "month" in names:
+        return f"{now.year:04d}-{now.month:02d}"
+    if "year" in names:
+        return f"{now.year:04d}"
+    return "all"
+
+
+def number_pattern(fmt: str) -> re.Pattern[str]:
+    """A regex that finds numbers of this format anywhere in a subject."""
+    parts = []
+    for literal, name, spec, _conv in string.Formatter().parse(fmt):
+        parts.append(re.escape(literal))
+        if name == "year":
+            parts.append(r"\d{4}")
+        elif name == "month":
+            parts.append(r"\d{1,2}")
+        elif name == "seq":
+            width = re.match(r"0?(\d+)", spec or "")
+            parts.append(r"\d{%d,}" % int(width.group(1)) if width else r"\d+")
+        elif name:
+            parts.append(r"\w+")
+    # ASCII-only boundaries: CJK characters count as \w, and a subject such
+    # as "关于SR-2026-000042的进展" must still match.
+    return re.compile(r"(?<![A-Za-z0-9-])(" + "".join(parts) + r")(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def allocate_case_number(session: Session, fmt: str, now: datetime) -> str:
+    scope = counter_scope(fmt, now)
+    stmt = (
+        update(CaseCounter)
+        .where(CaseCounter.scope == scope)
+        .values(value=CaseCounter.value + 1)
+        .returning(CaseCounter.value)
+    )
+    value = session.execute(stmt).scalar()
+    if value is None:
+        try:
+            with session.begin_nested():
+                session.execute(insert(CaseCounter).values(scope=scope, value=1))
+            value = 1
+        except IntegrityError:  # another writer created the scope first
+            value = session.execute(stmt).scalar_one()
+    return fmt.format(year=now.year, month=now.month, seq=value)

@@ -1,0 +1,136 @@
+"""Data access: the queries the pipeline, CLI and scheduler share.
+
+Plain functions taking a Session, so each caller decides the transaction
+boundary (one per message or one per batch) and this module never commits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from casegate.storage.models import (
+    Case,
+    Customer,
+    CustomerContact,
+    Event,
+    Message,
+    OutboxMessage,
+    Quarantine,
+)
+
+
+def find_customer(session: Session, kind: str, value: str) -> Customer | None:
+    stmt = (
+        select(Customer)
+        .join(CustomerContact)
+        .where(CustomerContact.kind == kind, CustomerContact.value == value)
+    )
+    return session.execute(stmt).scalars().first()
+
+
+def create_customer(
+    session: Session, now: datetime, *, name: str = "", company: str = "", contacts: Iterable[tuple[str, str]] = ()
+) -> Customer:
+    customer = Customer(name=name, company=company, address="", created_at=now)
+    customer.contacts = [CustomerContact(kind=k, value=v) for k, v in contacts]
+    session.add(customer)
+    return customer
+
+
+def message_by_dedupe_key(session: Session, key: str) -> Message | None:
+    return session.execute(select(Message).where(Message.dedupe_key == key)).scalars().first()
+
+
+def case_by_number(session: Session, number: str) -> Case | None:
+    case = session.execute(select(Case).where(Case.number == number)).scalars().first()
+    if case is None and number != number.upper():
+        case = session.execute(select(Case).where(Case.number == number.upper())).scalars().first()
+    return case
+
+
+def case_by_message_ids(session: Session, message_ids: Sequence[str]) -> Case | None:
+    """The case of the newest stored message whose Message-ID is listed."""
+    ids = [m for m in message_ids if m][-50:]
+    if not ids:
+        return None
+    stmt = (
+        select(Case)
+        .join(Message, Message.case_id == Case.id)
+        .where(Message.message_id.in_(ids))
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    found = session.execute(stmt).scalars().first()
+    if found is None:
+        # Outgoing mail is queued in the outbox before (and as well as) being
+        # recorded as a message; a reply can arrive for either.
+        stmt2 = (
+            select(Case)
+            .join(OutboxMessage, OutboxMessage.case_id == Case.id)
+            .where(OutboxMessage.message_id.in_(ids))
+            .limit(1)
+        )
+        found = session.execute(stmt2).scalars().first()
+    return found
+
+
+def add_event(
+    session: Session,
+    case: Case | None,
+    now: datetime,
+    actor: str,
+    action: str,
+    old: str | None = None,
+    new: str | None = None,
+    detail: Any = None,
+) -> Event:
+    ev = Event(
+        case=case,
+        at=now,
+        actor=actor,
+        action=action,
+        old=old,
+        new=new,
+        detail=json.dumps(detail, ensure_ascii=False) if detail is not None else None,
+    )
+    session.add(ev)
+    return ev
+
+
+def auto_mails_since(session: Session, address: str, since: datetime) -> int:
+    stmt = select(func.count(OutboxMessage.id)).where(
+        OutboxMessage.rcpt_to == address, OutboxMessage.created_at >= since
+    )
+    return int(session.execute(stmt).scalar_one())
+
+
+def list_cases(session: Session, status: str | None = None, limit: int = 200) -> list[Case]:
+    stmt = select(Case).order_by(Case.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(Case.status == status)
+    return list(session.execute(stmt).scalars())
+
+
+def load_case(session: Session, number: str) -> Case | None:
+    case = case_by_number(session, number)
+    if case is None:
+        return None
+    stmt = (
+        select(Case)
+        .where(Case.id == case.id)
+        .options(
+            selectinload(Case.messages).selectinload(Message.attachments),
+            selectinload(Case.events),
+        )
+    )
+    return session.execute(stmt).scalars().one()
+
+
+def quarantine_by_sha(session: Session, sha256: str) -> Quarantine | None:
+    return session.execute(select(Quarantine).where(Quarantine.sha256 == sha256)).scalars().first()

@@ -1,0 +1,1 @@
+"""Jinja2 mail templates (package data)."""
