@@ -311,12 +311,10 @@ def _extensions():
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = args.log_level
-    if level is None:
-        level = "WARNING" if args.command != "run" else None
+    if args.command != "run":  # the daemon configures logging from its config
+        logging.basicConfig(level=(args.log_level or "WARNING").upper(),
+                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        if level is not None or args.command != "run":
-            logging.basicConfig(level=(level or "WARNING").upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print(f"casegate: configuration error: {exc}", file=sys.stderr)

@@ -140,6 +140,12 @@ class Pipeline:
             )
         return results
 
+    def quarantine_raw(self, raw: bytes, source: Source, reason: str) -> IngestResult:
+        """Keep a message whole without ingesting it (e.g. a poison message)."""
+        prep = _Prepared(raw=raw, source=source, sha256=hashlib.sha256(raw).hexdigest())
+        with self.db.transaction() as session:
+            return self._quarantine(session, prep, reason)
+
     # ------------------------------------------------------------ stages
 
     def _prepare(self, raw: bytes, source: Source) -> _Prepared:

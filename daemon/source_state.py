@@ -1,0 +1,72 @@
+"""Per-source health, kept in the database so `casegate status` can show it
+from another process: last poll, last error, messages ingested.
+
+Writes are small and throttled (a poll is recorded at most every few
+seconds) so bookkeeping never competes with ingestion for the write lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from casegate.storage.db import Database, DatabaseUnavailable
+from casegate.storage.models import SourceState
+
+log = logging.getLogger("casegate.source")
+
+
+class SourceStatus:
+    def __init__(self, db: Database, name: str, kind: str, clock: Callable[[], datetime], throttle: float = 5.0) -> None:
+        self.db = db
+        self.name = name
+        self.kind = kind
+        self.clock = clock
+        self.throttle = throttle
+        self._lock = threading.Lock()
+        self._pending_ingested = 0
+        self._last_write = 0.0
+
+    def _write(self, force: bool, **changes: object) -> None:
+        now_mono = time.monotonic()
+        with self._lock:
+            if not force and now_mono - self._last_write < self.throttle:
+                return
+            self._last_write = now_mono
+            added, self._pending_ingested = self._pending_ingested, 0
+        try:
+            with self.db.transaction() as s:
+                row = s.get(SourceState, self.name)
+                if row is None:
+                    row = SourceState(name=self.name, kind=self.kind, ingested=0)
+                    s.add(row)
+                row.kind = self.kind
+                row.ingested = (row.ingested or 0) + added
+                for key, value in changes.items():
+                    setattr(row, key, value)
+        except (DatabaseUnavailable, SQLAlchemyError) as exc:
+            with self._lock:
+                self._pending_ingested += added
+            log.debug("source=%s status not recorded: %s", self.name, exc)
+
+    def connected(self, uidvalidity: int | None = None) -> None:
+        self._write(True, last_poll_at=self.clock(), last_error=None, uidvalidity=uidvalidity)
+
+    def polled(self) -> None:
+        self._write(False, last_poll_at=self.clock())
+
+    def ingested(self, count: int) -> None:
+        with self._lock:
+            self._pending_ingested += count
+        self._write(False, last_poll_at=self.clock())
+
+    def error(self, message: str) -> None:
+        self._write(True, last_error=message[:2000], last_error_at=self.clock())
+
+    def flush(self) -> None:
+        self._write(True, last_poll_at=self.clock())

@@ -1,0 +1,325 @@
+"""IMAP source: fetch, ingest, and only then move out of the watched folder.
+
+The source is a thin edge: it fetches raw bytes by UID (``BODY.PEEK[]``, so
+nothing is marked read before it is safe), hands a batch to the pipeline,
+and moves each message to ``processed_folder`` (or ``failed_folder`` when it
+was quarantined) *after* the pipeline's commit. A crash anywhere in between
+leaves the message in the folder; the next pass fetches it again and the
+pipeline's dedupe answers "duplicate", so it is moved, not stored twice.
+
+Poison messages: before a batch is ingested, each message gets a keyword
+``$CasegateTry<n>``. A message that already carries one was in a batch that
+never finished (the process died), so it is retried alone; after
+``max_attempts`` it is stored raw in quarantine and moved to
+``failed_folder`` without being ingested again. The keywords live on the
+server, so this survives restarts without a table of UIDs.
+
+imapclient is blocking, so the loop runs in a worker thread; ``stop`` is a
+threading.Event checked between steps and during IDLE.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shlex
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import imapclient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from casegate.daemon.config import ImapSourceConfig, read_secret
+from casegate.daemon.faults import fault_point
+from casegate.daemon.pipeline import IngestResult, Pipeline, Source
+from casegate.daemon.source_state import SourceStatus
+from casegate.storage.db import DatabaseUnavailable
+
+log = logging.getLogger("casegate.source.imap")
+
+TRY_PREFIX = "$CasegateTry"
+BACKOFF_MAX = 300.0
+
+
+class SourceStopped(Exception):
+    """The stop event was set while waiting."""
+
+
+@dataclass
+class FetchedMessage:
+    uid: int
+    raw: bytes
+    attempts: int  # finished-less attempts recorded on the server so far
+
+
+def _attempts(flags: tuple[bytes, ...]) -> int:
+    best = 0
+    for f in flags:
+        text = f.decode("ascii", "replace") if isinstance(f, bytes) else str(f)
+        if text.startswith(TRY_PREFIX):
+            try:
+                best = max(best, int(text[len(TRY_PREFIX):]))
+            except ValueError:
+                pass
+    return best
+
+
+class ImapSource:
+    def __init__(
+        self,
+        cfg: ImapSourceConfig,
+        pipeline: Pipeline,
+        status: SourceStatus,
+        on_ingested: Callable[[list[IngestResult]], None] = lambda results: None,
+    ) -> None:
+        self.cfg = cfg
+        self.pipeline = pipeline
+        self.status = status
+        self.on_ingested = on_ingested
+        self.source = Source(cfg.name, "fax" if cfg.fax else "imap")
+        self.stop = threading.Event()
+        self.client: imapclient.IMAPClient | None = None
+        self._has_move = False
+        self._uidvalidity: int | None = None
+
+    # ------------------------------------------------------------ connection
+
+    def _password(self) -> str:
+        if self.cfg.auth == "xoauth2":
+            if self.cfg.oauth_token_command:
+                out = subprocess.run(
+                    shlex.split(self.cfg.oauth_token_command), capture_output=True, timeout=30, check=True
+                )
+                return out.stdout.decode().strip()
+            return Path(self.cfg.oauth_token_file or "").read_text().strip()
+        return read_secret(self.cfg.password_env, self.cfg.password_file, f"source {self.cfg.name}") or ""
+
+    def connect(self) -> imapclient.IMAPClient:
+        cfg = self.cfg
+        timeout = cfg.timeout.total_seconds()
+        context = ssl.create_default_context()
+        client = imapclient.IMAPClient(
+            cfg.host, port=cfg.port, ssl=cfg.tls == "tls", ssl_context=context if cfg.tls == "tls" else None,
+            timeout=timeout,
+        )
+        try:
+            if cfg.tls == "starttls":
+                client.starttls(context)
+            secret = self._password()
+            if cfg.auth == "xoauth2":
+                client.oauth2_login(cfg.user, secret)
+            else:
+                client.login(cfg.user, secret)
+            caps = client.capabilities()
+            self._has_move = b"MOVE" in caps
+            for folder in (cfg.processed_folder, cfg.failed_folder):
+                if not client.folder_exists(folder):
+                    client.create_folder(folder)
+            info = client.select_folder(cfg.folder)
+        except BaseException:
+            try:
+                client.logout()
+            except Exception:
+                pass
+            raise
+        uidvalidity = int(info.get(b"UIDVALIDITY", 0))
+        if self._uidvalidity is not None and uidvalidity != self._uidvalidity:
+            # Nothing we keep depends on UIDs across sessions (the folder is
+            # emptied as we go and dedupe is by Message-ID/content), so a
+            # new UIDVALIDITY only needs a rescan, which every pass does.
+            log.warning("source=%s UIDVALIDITY changed %s -> %s; rescanning folder",
+                        cfg.name, self._uidvalidity, uidvalidity)
+        self._uidvalidity = uidvalidity
+        self.status.connected(uidvalidity)
+        log.info("source=%s connected to %s:%s folder=%s move=%s", cfg.name, cfg.host, cfg.port, cfg.folder, self._has_move)
+        return client
+
+    def _disconnect(self) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except Exception:
+            try:
+                client.shutdown()
+            except Exception:
+                pass
+
+    # ------------------------------------------------------------ main loop
+
+    def run(self) -> None:
+        """Until ``stop`` is set: connect, drain, wait; reconnect with backoff."""
+        backoff = 1.0
+        last_error = None
+        while not self.stop.is_set():
+            try:
+                self.client = self.connect()
+                backoff = 1.0
+                if last_error is not None:
+                    log.info("source=%s recovered", self.cfg.name)
+                    last_error = None
+                while not self.stop.is_set():
+                    drained = self.drain()
+                    if drained:
+                        continue
+                    self.wait_for_mail()
+            except SourceStopped:
+                break
+            except DatabaseUnavailable as exc:
+                last_error = self._failed(f"database unavailable: {exc}", last_error)
+            except LoginError as exc:
+                last_error = self._failed(f"login failed for {self.cfg.user}: {exc}", last_error)
+            except (IMAPClientError, OSError, socket.timeout, ssl.SSLError, subprocess.SubprocessError) as exc:
+                last_error = self._failed(f"{type(exc).__name__}: {exc}", last_error)
+            except Exception as exc:  # never let one source take the daemon down
+                log.exception("source=%s unexpected error", self.cfg.name)
+                last_error = self._failed(f"{type(exc).__name__}: {exc}", last_error)
+            self._disconnect()
+            if self.stop.is_set():
+                break
+            delay = backoff * (0.75 + random.random() / 2)
+            self.stop.wait(delay)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+        self._disconnect()
+
+    def _failed(self, message: str, last_error: str | None) -> str:
+        # An outage is logged once at ERROR, then quietly retried.
+        if message != last_error:
+            log.error("source=%s %s (retrying with backoff)", self.cfg.name, message)
+        else:
+            log.debug("source=%s still failing: %s", self.cfg.name, message)
+        self.status.error(message)
+        return message
+
+    def wait_for_mail(self) -> None:
+        client = self.client
+        assert client is not None
+        idle_ok = self.cfg.idle and b"IDLE" in client.capabilities()
+        if not idle_ok:
+            if self.stop.wait(self.cfg.poll_interval.total_seconds()):
+                raise SourceStopped()
+            return
+        client.idle()
+        try:
+            deadline = time.monotonic() + self.cfg.idle_timeout.total_seconds()
+            while time.monotonic() < deadline:
+                if self.stop.is_set():
+                    break
+                responses = client.idle_check(timeout=1.0)
+                if any(len(r) >= 2 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                    break
+        finally:
+            client.idle_done()
+        if self.stop.is_set():
+            raise SourceStopped()
+
+    # ------------------------------------------------------------ one pass
+
+    def drain(self) -> int:
+        """Process what is in the folder now; returns how many were handled."""
+        client = self.client
+        assert client is not None
+        uids = sorted(client.search(["ALL"]))
+        self.status.polled()
+        if not uids:
+            return 0
+        handled = 0
+        for start in range(0, len(uids), self.cfg.batch_size):
+            if self.stop.is_set():
+                break
+            handled += self._process(uids[start:start + self.cfg.batch_size])
+        return handled
+
+    def _fetch(self, uids: list[int]) -> list[FetchedMessage]:
+        assert self.client is not None
+        data = self.client.fetch(uids, ["BODY.PEEK[]", "FLAGS"])
+        out = []
+        for uid in uids:
+            item = data.get(uid)
+            if item is None or b"BODY[]" not in item:
+                continue  # expunged meanwhile by someone else
+            out.append(FetchedMessage(uid, item[b"BODY[]"], _attempts(item.get(b"FLAGS", ()))))
+        return out
+
+    def _process(self, uids: list[int]) -> int:
+        fetched = self._fetch(uids)
+        fault_point("imap.after_fetch")
+        fresh = [m for m in fetched if m.attempts == 0]
+        retried = [m for m in fetched if m.attempts > 0]
+        count = 0
+        if fresh:
+            count += self._ingest(fresh)
+        # Messages that were in an unfinished batch go alone, so one poison
+        # message cannot take its neighbours down with it.
+        for msg in retried:
+            if self.stop.is_set():
+                break
+            if msg.attempts >= self.cfg.max_attempts:
+                self._give_up(msg)
+            else:
+                count += self._ingest([msg])
+            count += 1 if msg.attempts >= self.cfg.max_attempts else 0
+        return count
+
+    def _mark_attempt(self, msgs: list[FetchedMessage]) -> None:
+        assert self.client is not None
+        by_try: dict[int, list[int]] = {}
+        for m in msgs:
+            by_try.setdefault(m.attempts + 1, []).append(m.uid)
+        for n, uids in by_try.items():
+            self.client.add_flags(uids, [f"{TRY_PREFIX}{n}".encode()], silent=True)
+
+    def _ingest(self, msgs: list[FetchedMessage]) -> int:
+        self._mark_attempt(msgs)
+        try:
+            results = self.pipeline.ingest_batch([(m.raw, self.source) for m in msgs])
+        except DatabaseUnavailable:
+            # Not the messages' fault: take the attempt back.
+            self._unmark_attempt(msgs)
+            raise
+        fault_point("imap.after_commit")
+        processed = [m.uid for m, r in zip(msgs, results) if r.outcome != "quarantined"]
+        failed = [(m.uid, r.reason) for m, r in zip(msgs, results) if r.outcome == "quarantined"]
+        if processed:
+            self._move(processed, self.cfg.processed_folder)
+        if failed:
+            for uid, reason in failed:
+                log.warning("source=%s uid=%s moved to %s: %s", self.cfg.name, uid, self.cfg.failed_folder, reason)
+            self._move([uid for uid, _ in failed], self.cfg.failed_folder)
+        fault_point("imap.after_move")
+        self.status.ingested(len(msgs))
+        self.on_ingested(results)
+        return len(msgs)
+
+    def _unmark_attempt(self, msgs: list[FetchedMessage]) -> None:
+        try:
+            assert self.client is not None
+            for m in msgs:
+                self.client.remove_flags([m.uid], [f"{TRY_PREFIX}{m.attempts + 1}".encode()], silent=True)
+        except (IMAPClientError, OSError):
+            pass
+
+    def _give_up(self, msg: FetchedMessage) -> None:
+        reason = f"gave up after {msg.attempts} unfinished attempts (the process died while ingesting it)"
+        self.pipeline.quarantine_raw(msg.raw, self.source, reason)
+        log.error("source=%s uid=%s poison message moved to %s: %s", self.cfg.name, msg.uid, self.cfg.failed_folder, reason)
+        self._move([msg.uid], self.cfg.failed_folder)
+
+    def _move(self, uids: list[int], folder: str) -> None:
+        assert self.client is not None
+        if self._has_move:
+            self.client.move(uids, folder)
+            return
+        self.client.copy(uids, folder)
+        self.client.delete_messages(uids, silent=True)
+        if self.client.has_capability("UIDPLUS"):
+            self.client.uid_expunge(uids)
+        else:
+            self.client.expunge()

@@ -1,0 +1,243 @@
+"""Plain data: compiled rules, the classifier's input and its result.
+
+Kept apart from the loader and the matcher so the pipeline, the CLI and
+the event store can use these types without pulling in TOML or
+Aho-Corasick code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from casegate.parsers.message import ParsedMessage
+
+__all__ = [
+    "FIELDS",
+    "DEFAULT_FIELDS",
+    "PRIORITIES",
+    "ROUTES",
+    "Keyword",
+    "Pattern",
+    "Condition",
+    "Actions",
+    "Rule",
+    "ClassifyInput",
+    "RuleMatch",
+    "Classification",
+]
+
+#: Message fields a condition can look at.  Multi-valued ones (recipient,
+#: attachment_names, customer) match if any value matches.
+FIELDS: tuple[str, ...] = (
+    "subject",
+    "body",
+    "sender",
+    "sender_domain",
+    "recipient",
+    "attachment_names",
+    "source",
+    "source_kind",
+    "customer",
+    "contract",
+)
+#: Fields used by keyword/regex conditions that do not name their fields.
+#: Attachment names are deliberately absent: "error.log" is not an error.
+DEFAULT_FIELDS: tuple[str, ...] = ("subject", "body")
+PRIORITIES: tuple[str, ...] = ("P1", "P2", "P3", "P4")  # P1 = most severe
+ROUTES: tuple[str, ...] = ("support", "sales", "ignore")
+
+
+@dataclass(frozen=True, slots=True)
+class Keyword:
+    """A keyword as the admin wrote it and in folded (matching) form.
+
+    ``prefix`` is set by a trailing '*' ("install*"): the end of a Latin
+    keyword then need not fall on a word boundary.
+    """
+
+    raw: str
+    folded: str
+    prefix: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """A regular expression; ``compiled`` runs on folded text."""
+
+    raw: str
+    compiled: re.Pattern[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """Keyword/regex tests on a set of fields; all parts must hold.
+
+    ``any``: at least one keyword found; ``all``: every keyword found (each
+    in any of the fields); ``none``: no keyword found; ``regex``: at least
+    one pattern matches.  Empty parts are not tested.
+    """
+
+    fields: tuple[str, ...]
+    any: tuple[Keyword, ...] = ()
+    all: tuple[Keyword, ...] = ()
+    none: tuple[Keyword, ...] = ()
+    regex: tuple[Pattern, ...] = ()
+
+    @property
+    def positive(self) -> tuple[Keyword, ...]:
+        """Keywords one of which must be present for the condition to hold."""
+        return self.any + self.all
+
+
+@dataclass(frozen=True, slots=True)
+class Actions:
+    """What a matching rule asks for; None / () = "not set by this rule"."""
+
+    priority: str | None = None
+    category: str | None = None
+    queue: str | None = None
+    tags: tuple[str, ...] = ()
+    assignee_group: str | None = None
+    route: str | None = None
+    language: str | None = None
+
+    def items(self) -> list[tuple[str, str]]:
+        """(action, value) pairs this rule sets, in a fixed order."""
+        out: list[tuple[str, str]] = []
+        for name in ("priority", "category", "queue", "assignee_group", "route", "language"):
+            value = getattr(self, name)
+            if value is not None:
+                out.append((name, value))
+        if self.tags:
+            out.append(("tags", ",".join(self.tags)))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One compiled rule; ``order`` is its global position in the set."""
+
+    name: str
+    file: str  # file name (not path): what admins see in explanations
+    line: int
+    order: int
+    conditions: tuple[Condition, ...]
+    actions: Actions
+    description: str = ""
+    outside_working_hours: bool | None = None
+    warranty_expired: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifyInput:
+    """Everything the rules may look at for one message.
+
+    ``text_override`` replaces ``message.new_text`` as the body (e.g. OCR
+    text of a fax).  ``warranty_expired`` None means "unknown": rules asking
+    for either value do not match.
+    """
+
+    message: ParsedMessage
+    source_name: str | None = None
+    source_kind: str | None = None
+    customer_name: str | None = None
+    customer_company: str | None = None
+    contract_id: str | None = None
+    warranty_expired: bool | None = None
+    outside_working_hours: bool = False
+    text_override: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMatch:
+    """Why one rule matched: the first evidence found, and what it set.
+
+    ``field``/``keyword`` are None for rules matched on attributes only
+    (time, warranty).  ``kind`` is "keyword", "regex" or "attribute";
+    ``applied`` lists the actions of this rule that made it into the
+    result (others were decided by a more severe or an earlier rule).
+    """
+
+    rule: str
+    priority: str | None
+    field: str | None
+    keyword: str | None
+    file: str
+    kind: str = "keyword"
+    actions: tuple[tuple[str, str], ...] = ()
+    applied: tuple[str, ...] = ()
+
+    def evidence(self) -> str:
+        if self.kind == "regex":
+            return f"{self.field} matches /{self.keyword}/"
+        if self.kind == "keyword":
+            return f"{self.field} contains {self.keyword!r}"
+        return self.keyword or "matched"
+
+    def explain(self) -> str:
+        parts = []
+        for name, value in self.actions:
+            label = f"{name} {value}"
+            if name not in self.applied:
+                label += " (not applied)"
+            parts.append(label)
+        acts = ", ".join(parts) if parts else "no action"
+        return f"rule {self.rule} ({self.file}): {self.evidence()} -> {acts}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "file": self.file,
+            "priority": self.priority,
+            "field": self.field,
+            "keyword": self.keyword,
+            "kind": self.kind,
+            "actions": dict(self.actions),
+            "applied": list(self.applied),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The resolved result of all matching rules plus the defaults."""
+
+    priority: str
+    category: str
+    queue: str
+    tags: tuple[str, ...]
+    assignee_group: str | None
+    route: str
+    language: str | None
+    matches: tuple[RuleMatch, ...] = field(default=())
+
+    def explain(self) -> list[str]:
+        """One line per matching rule, then the resolved result."""
+        lines = [m.explain() for m in self.matches]
+        if not lines:
+            lines.append("no rule matched")
+        summary = (
+            f"=> priority {self.priority}, category {self.category}, "
+            f"queue {self.queue}, route {self.route}"
+        )
+        if self.tags:
+            summary += f", tags {','.join(self.tags)}"
+        if self.assignee_group:
+            summary += f", assignee_group {self.assignee_group}"
+        if self.language:
+            summary += f", language {self.language}"
+        lines.append(summary)
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "priority": self.priority,
+            "category": self.category,
+            "queue": self.queue,
+            "tags": list(self.tags),
+            "assignee_group": self.assignee_group,
+            "route": self.route,
+            "language": self.language,
+            "matches": [m.to_dict() for m in self.matches],
+        }
