@@ -57,7 +57,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from casegate.daemon.pipeline import Source
     from casegate.storage.db import DatabaseUnavailable
 
-    app = _app(args)
+    try:
+        app = _app(args)
+    except DatabaseUnavailable as exc:
+        print(f"casegate: database unavailable, nothing was stored: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
     source_name = args.source or "cli"
     batch: list[tuple[str, bytes]] = []
     counts: dict[str, int] = {}

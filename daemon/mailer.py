@@ -81,7 +81,7 @@ class MaildirTransport:
             tmp = self.root / "tmp" / f"{name}.{os.getpid()}"
             try:
                 with open(tmp, "wb") as fh:
-                    fh.write(item.raw)
+                    fh.write(item.raw.replace(b"\r\n", b"\n"))  # maildir files use LF
                     fh.flush()
                     os.fsync(fh.fileno())
                 os.replace(tmp, self.root / "new" / name)

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+import email.policy
 from email.message import EmailMessage
 
 from sqlalchemy import or_, select
@@ -49,7 +50,9 @@ def enqueue(
 ) -> OutboxMessage:
     """Queue ``msg`` and, when ``record``, store it as an outgoing message on the case."""
     message_id = str(msg["Message-ID"]).strip().strip("<>")
-    raw = msg.as_bytes()
+    # Stored in wire form (CRLF): SMTP relays need it, and smtplib sends
+    # bytes as they are.
+    raw = msg.as_bytes(policy=email.policy.SMTP)
     row = OutboxMessage(
         case_id=case_id,
         kind=kind,
