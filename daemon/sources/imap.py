@@ -278,6 +278,7 @@ class ImapSource:
 
     def _ingest(self, msgs: list[FetchedMessage]) -> int:
         self._mark_attempt(msgs)
+        fault_point("imap.ingest", b"".join(m.raw for m in msgs))
         try:
             results = self.pipeline.ingest_batch([(m.raw, self.source) for m in msgs])
         except DatabaseUnavailable:
