@@ -13,9 +13,15 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from email import encoders
+from email.header import Header
 from email.headerregistry import Address as HeaderAddress
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import format_datetime, formataddr
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,6 +30,7 @@ import jinja2
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 LANGUAGES = ("zh", "en")
+WIRE_POLICY = compat32.clone(linesep="\r\n")
 
 
 def clean_header(value: str, limit: int = 200) -> str:
@@ -65,6 +72,14 @@ class Renderer:
         return clean_header(subject, 250), body
 
 
+def _header(text: str, name: str) -> Header:
+    return Header(text, "us-ascii" if text.isascii() else "utf-8", header_name=name)
+
+
+def _format_address(addr: HeaderAddress) -> str:
+    return formataddr((addr.display_name, addr.addr_spec), charset="utf-8")
+
+
 def build_message(
     *,
     from_addr: HeaderAddress,
@@ -80,16 +95,36 @@ def build_message(
     auto_submitted: str | None = "auto-replied",
     extra_headers: Iterable[tuple[str, str]] = (),
     attachments: Iterable[tuple[str, str, bytes]] = (),
-) -> EmailMessage:
-    """Assemble one outgoing message; all header text is cleaned here."""
-    msg = EmailMessage()
-    msg["From"] = from_addr
-    msg["To"] = list(to)
+) -> Message:
+    """Assemble one outgoing message; all header text is cleaned here.
+
+    Built with the compat32 MIME classes and explicit RFC 2047 encoding:
+    every value is already cleaned, and this is several times faster than
+    EmailMessage's header registry, which matters at hundreds of
+    acknowledgements per second.
+    """
+    text_part = MIMEText(body, "plain", "utf-8")
+    files = list(attachments)
+    msg: Message
+    if files:
+        msg = MIMEMultipart()
+        msg.attach(text_part)
+        for filename, ctype, content in files:
+            maintype, _, subtype = ctype.partition("/")
+            part = MIMEBase(maintype or "application", subtype or "octet-stream")
+            part.set_payload(content)
+            encoders.encode_base64(part)
+            part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", clean_header(filename, 200)))
+            msg.attach(part)
+    else:
+        msg = text_part
+    msg["From"] = _format_address(from_addr)
+    msg["To"] = ", ".join(_format_address(a) for a in to)
     if cc:
-        msg["Cc"] = list(cc)
+        msg["Cc"] = ", ".join(_format_address(a) for a in cc)
     if reply_to is not None:
-        msg["Reply-To"] = reply_to
-    msg["Subject"] = clean_header(subject, 250)
+        msg["Reply-To"] = _format_address(reply_to)
+    msg["Subject"] = _header(clean_header(subject, 250), "Subject")
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = f"<{new_message_id(domain)}>"
     refs = [clean_header(r, 500) for r in references if r]
@@ -104,15 +139,17 @@ def build_message(
         msg["Auto-Submitted"] = auto_submitted
         msg["X-Auto-Response-Suppress"] = "All"
     for name, value in extra_headers:
-        msg[clean_header(name, 60)] = clean_header(value, 500)
-    msg.set_content(body, charset="utf-8", cte="8bit" if body.isascii() else "base64")
-    for filename, ctype, content in attachments:
-        maintype, _, subtype = ctype.partition("/")
-        msg.add_attachment(content, maintype=maintype or "application", subtype=subtype or "octet-stream", filename=filename)
+        key = clean_header(name, 60).replace(":", "")
+        msg[key] = _header(clean_header(value, 500), key)
     return msg
 
 
-def message_id_of(msg: EmailMessage) -> str:
+def to_wire(msg: Message) -> bytes:
+    """The message as SMTP sends it (CRLF line ends)."""
+    return msg.as_bytes(policy=WIRE_POLICY)
+
+
+def message_id_of(msg: Message) -> str:
     return str(msg["Message-ID"]).strip().strip("<>")
 
 

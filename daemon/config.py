@@ -197,7 +197,7 @@ class Config:
         raise KeyError(name)
 
 
-KNOWN_EXTRA_SECTIONS = ("policy", "staff", "vendors", "fax", "security")
+KNOWN_EXTRA_SECTIONS = ("policy", "staff", "vendors", "fax", "security", "scheduler")
 
 
 # ---------------------------------------------------------------- building

@@ -13,15 +13,18 @@ has a single writer at a time (BEGIN IMMEDIATE), which gives the same.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-import email.policy
-from email.message import EmailMessage
+from email.header import decode_header, make_header
+from email.message import Message
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from casegate.daemon.compose import to_wire
 from casegate.daemon.config import OutgoingConfig
 from casegate.daemon.mailer import DeliveryResult, Outgoing, Transport
 from casegate.storage.db import Database
@@ -29,7 +32,21 @@ from casegate.storage.models import Message, OutboxMessage
 
 log = logging.getLogger("casegate.outbox")
 
-LEASE = timedelta(minutes=10)
+LEASE = timedelta(minutes=2)
+
+
+def holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def utcnow() -> datetime:
@@ -38,7 +55,7 @@ def utcnow() -> datetime:
 
 def enqueue(
     session: Session,
-    msg: EmailMessage,
+    msg: Message,
     *,
     kind: str,
     case_id: int | None,
@@ -52,7 +69,7 @@ def enqueue(
     message_id = str(msg["Message-ID"]).strip().strip("<>")
     # Stored in wire form (CRLF): SMTP relays need it, and smtplib sends
     # bytes as they are.
-    raw = msg.as_bytes(policy=email.policy.SMTP)
+    raw = to_wire(msg)
     row = OutboxMessage(
         case_id=case_id,
         kind=kind,
@@ -76,8 +93,8 @@ def enqueue(
                 references=str(msg.get("References", "")),
                 from_addr=mail_from,
                 to_addrs=",".join(rcpt_to),
-                cc_addrs=str(msg.get("Cc", "")),
-                subject=str(msg["Subject"]),
+                cc_addrs=_decoded(msg.get("Cc", "")),
+                subject=_decoded(msg["Subject"]),
                 date=now,
                 text=text if text is not None else "",
                 new_text=text if text is not None else "",
@@ -87,6 +104,10 @@ def enqueue(
             )
         )
     return row
+
+
+def _decoded(value: object) -> str:
+    return str(make_header(decode_header(str(value or ""))))
 
 
 @dataclass
@@ -111,6 +132,30 @@ class OutboxWorker:
         self.transport = transport
         self.cfg = cfg
         self.clock = clock
+        self.holder = holder_id()
+
+    def recover(self) -> int:
+        """Release leases held by dead processes on this host (run at start).
+
+        A lease of a process that died mid-send would otherwise hold its
+        messages back until it expires; leases of other hosts are left to
+        expire, since we cannot see whether their holder is alive.
+        """
+        host = socket.gethostname()
+        now = self.clock()
+        released = 0
+        with self.db.transaction() as s:
+            rows = s.execute(
+                select(OutboxMessage).where(OutboxMessage.state == "sending", OutboxMessage.claimed_by.like(f"{host}:%"))
+            ).scalars()
+            for row in rows:
+                pid = int(row.claimed_by.rpartition(":")[2] or 0)
+                if pid != os.getpid() and not _pid_alive(pid):
+                    row.next_attempt_at = now
+                    released += 1
+        if released:
+            log.warning("outbox: released %d message(s) claimed by a process that died while sending", released)
+        return released
 
     def _claim(self, limit: int) -> list[Outgoing]:
         now = self.clock()
@@ -134,6 +179,7 @@ class OutboxWorker:
                     row.state, row.sent_at, row.last_error = "sent", now, None
                     continue
                 row.state = "sending"
+                row.claimed_by = self.holder
                 row.attempts += 1
                 row.next_attempt_at = now + LEASE
                 claimed.append(item)

@@ -16,12 +16,14 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from casegate.daemon.compose import Renderer, build_message, local_time, make_address
 from casegate.daemon.config import Config
+from casegate.daemon.fax_customer import fax_customer
 from casegate.daemon.outbox import enqueue
 from casegate.daemon.policy import Duration, Policy
 from casegate.daemon.threader import Threader
@@ -112,6 +114,27 @@ class Pipeline:
         # Called after each stored message with (session, case, message row,
         # parsed, outcome); later stages (commands, notifications) plug in here.
         self.after_store: list[Callable[..., None]] = []
+        # Is this sender one of our staff? Staff mail never creates a
+        # customer, an acknowledgement, a new case or a "closed case" reopen:
+        # the workflow (daemon/workflow.py) decides what it means.
+        self.is_staff: Callable[[str | None], bool] = lambda address: False
+        # Called with (session, message row, parsed) when staff mail threads
+        # to no case, so the sender can be told instead of a case being opened.
+        self.unthreaded_staff: list[Callable[..., None]] = []
+        # Fax handling (daemon/fax_intake.py) plugs in here. Prepare hooks
+        # run outside the transaction (OCR is slow) and may replace
+        # prep.parsed or set prep.text_override; classify hooks may adjust a
+        # classification; reply_route picks where an acknowledgement goes
+        # (None from it, or no route at all: to the sender).
+        self.prepare_hooks: list[Callable[[_Prepared], None]] = []
+        self.classify_hooks: list[Callable[[ParsedMessage, Classification], Classification]] = []
+        self.reply_route: Callable[[Customer | None, ParsedMessage], Any] | None = None
+        # Each returns a reason when an address is not a customer (e.g. a
+        # vendor's support centre): no customer record, no automatic mail.
+        self.not_customer: list[Callable[[str], str | None]] = []
+        # Each may claim a reply to a closed case for the closed case itself
+        # (a survey answer), so it is stored there without reopening it.
+        self.keep_closed: list[Callable[..., bool]] = []
 
     # ------------------------------------------------------------ public API
 
@@ -164,6 +187,11 @@ class Pipeline:
             prep.blobs = [(att, self.blobs.put(att.content)) for att in prep.parsed.attachments]
         except OSError as exc:
             prep.error = f"cannot store attachments: {exc}"
+        for hook in self.prepare_hooks:
+            try:
+                hook(prep)
+            except Exception:  # a hook bug must not lose the message: it goes on as plain mail
+                log.exception("prepare hook %s failed on a message from %s", hook, source.name)
         return prep
 
     def _store_isolated(self, session: Session, prep: _Prepared) -> IngestResult:
@@ -209,12 +237,13 @@ class Pipeline:
             return self._duplicate(existing, prep)
 
         automatic = parsed.is_auto_reply or parsed.is_bounce or parsed.is_list
-        match = self.threader.find(session, parsed)
-        customer = self._customer(session, parsed, now) if not automatic else None
+        match = self.threader.find(session, parsed, prep.text_override if parsed.fax is not None else None)
+        staff = not automatic and self.is_staff(parsed.sender_email)
+        customer = self._customer(session, parsed, now) if not (automatic or staff) else None
 
         if match is not None:
             case = match.case
-            if case.status == "closed" and not automatic and not self._reopen(session, case, parsed, now):
+            if case.status == "closed" and not (automatic or staff) and not self._reopen(session, case, parsed, now):
                 return self._open_case(session, prep, customer, now, linked=case)
             message = self._add_message(session, case, prep, now)
             if automatic:
@@ -230,10 +259,17 @@ class Pipeline:
         if automatic:
             self._add_message(session, None, prep, now)
             return IngestResult("ignored", None, parsed.message_id, _kind_of_automatic(parsed))
+        if staff:
+            message = self._add_message(session, None, prep, now)
+            for hook in self.unthreaded_staff:
+                hook(session, message, parsed)
+            return IngestResult("ignored", None, parsed.message_id, "staff mail that names no case")
         return self._open_case(session, prep, customer, now)
 
     def _reopen(self, session: Session, case: Case, parsed: ParsedMessage, now: datetime) -> bool:
         """Reopen a closed case when the reply is inside the reopen window."""
+        if any(keep(session, case, parsed, now) for keep in self.keep_closed):
+            return True
         if case.closed_at is None or not self.policy.reply_reopens(case.closed_at, now):
             return False
         repo.add_event(session, case, now, parsed.sender_email or "unknown", "status", old="closed", new="open",
@@ -292,7 +328,7 @@ class Pipeline:
         if customer is not None and customer.warranty_end is not None:
             warranty = customer.warranty_end < now.date()
         cls = self.config.classification
-        return self.rules.current().classify(
+        result = self.rules.current().classify(
             ClassifyInput(
                 message=parsed,
                 source_name=source.name,
@@ -308,10 +344,15 @@ class Pipeline:
             default_queue=cls.default_queue,
             default_category=cls.default_category,
         )
+        for hook in self.classify_hooks:
+            result = hook(parsed, result)
+        return result
 
     def _customer(self, session: Session, parsed: ParsedMessage, now: datetime) -> Customer | None:
+        if parsed.fax is not None:  # the sender is a fax number, never the gateway's From
+            return fax_customer(session, parsed.fax, now)
         email = parsed.sender_email
-        if not email:
+        if not email or any(check(email.lower()) for check in self.not_customer):
             return None
         customer = repo.find_customer(session, "email", email)
         if customer is None:
@@ -366,13 +407,22 @@ class Pipeline:
             return "sender is our own address"
         if any(base_local == p or base_local.startswith(p + "-") for p in NO_REPLY_LOCALPARTS):
             return "sender is a no-reply or system address"
+        for check in self.not_customer:
+            reason = check(addr)
+            if reason:
+                return reason
         limit = self.config.service.max_auto_mails_per_hour
         if repo.auto_mails_since(session, addr, now - timedelta(hours=1)) >= limit:
             return f"rate limit: {limit} automatic mails per hour to this address"
         return None
 
     def _acknowledge(self, session: Session, case: Case, parsed: ParsedMessage, now: datetime) -> None:
-        to = parsed.sender_email
+        route = self.reply_route(case.customer, parsed) if self.reply_route is not None else None
+        if route is not None and route.address is None:
+            repo.add_event(session, case, now, "system", "ack-suppressed", detail={"reason": route.reason})
+            return
+        to = route.address if route is not None else parsed.sender_email
+        name = route.name if route is not None else (parsed.from_.name if parsed.from_ else "")
         refusal = self.may_auto_answer(session, to, now)
         if refusal is not None:
             repo.add_event(session, case, now, "system", "ack-suppressed", detail={"reason": refusal})
@@ -383,17 +433,17 @@ class Pipeline:
         due = self.policy.first_response_due(case.priority, case.opened_at)
         lang = case.language
         subject, body = self.renderer.render(
-            "ack", lang,
+            route.template if route is not None else "ack", lang,
             case=case,
             subject=parsed.subject or ("(无主题)" if lang == "zh" else "(no subject)"),
-            customer_name=parsed.from_.name if parsed.from_ else "",
+            customer_name=name,
             priority_label=PRIORITY_LABELS.get(lang, PRIORITY_LABELS["en"]).get(case.priority, case.priority),
             first_response=_human(pri.first_response, lang),
             first_response_due=local_time(due, svc.timezone),
             service_name=svc.display_name,
         )
         try:
-            recipient = make_address(to, parsed.from_.name if parsed.from_ else "")
+            recipient = make_address(to, name)
         except ValueError as exc:
             repo.add_event(session, case, now, "system", "ack-suppressed", detail={"reason": str(exc)})
             return
@@ -406,6 +456,7 @@ class Pipeline:
             now=now,
             in_reply_to=parsed.message_id,
             references=parsed.references,
+            attachments=route.attachments(subject, body) if route is not None else (),
         )
         session.flush()
         enqueue(session, msg, kind="ack", case_id=case.id, mail_from=svc.address, rcpt_to=[to.lower()],

@@ -20,6 +20,7 @@ from casegate.daemon.app import App
 from casegate.daemon.config import Config, ConfigError, ImapSourceConfig, SmtpSourceConfig, SpoolSourceConfig, load_config
 from casegate.daemon.mailer import make_transport
 from casegate.daemon.pipeline import IngestResult
+from casegate.daemon.scheduler import start as start_scheduler
 from casegate.daemon.source_state import SourceStatus
 from casegate.daemon.sources.imap import ImapSource
 from casegate.daemon.sources.smtp import start_listener
@@ -132,6 +133,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self.request_stop)
         self.loop.add_signal_handler(signal.SIGHUP, self.reload)
+        await asyncio.to_thread(self.app.outbox.recover)
         await self._start_sources()
         tasks = [asyncio.create_task(self._outbox_loop())]
         every = systemd.watchdog_interval()
@@ -168,5 +170,6 @@ class Daemon:
 
 def run_daemon(config: Config, config_arg: str | None) -> int:
     daemon = Daemon(config, config_arg)
+    daemon.extra_tasks.append(start_scheduler)  # SLA sweeps (daemon/scheduler.py)
     return asyncio.run(daemon.run())
 

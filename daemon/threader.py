@@ -5,12 +5,14 @@ Order of evidence, strongest first:
    recipients: it names the case and proves the sender got our mail;
 2. a case number anywhere in the subject (after any Re:/Fwd:/回复:/答复:/
    转发:/AW:/SV: prefix, with or without brackets);
+   (for a fax, then in its OCR text);
 3. In-Reply-To / References naming a message we stored or sent.
 Anything else opens a new case.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,7 +27,7 @@ from casegate.storage.numbering import number_pattern
 @dataclass(frozen=True)
 class ThreadMatch:
     case: Case
-    how: str  # "reply-address" | "subject" | "references"
+    how: str  # "reply-address" | "subject" | "fax-text" | "references"
     signed_by: str | None = None  # recipient the signed address was issued to
 
 
@@ -42,7 +44,9 @@ class Threader:
     def numbers_in(self, text: str) -> list[str]:
         return [m.upper() for m in self.pattern.findall(text or "")]
 
-    def find(self, session: Session, msg: ParsedMessage) -> ThreadMatch | None:
+    def find(self, session: Session, msg: ParsedMessage, fax_text: str | None = None) -> ThreadMatch | None:
+        """``fax_text``: a fax's OCR text, searched after the subject, because a
+        fax has no useful subject and customers write the case number on it."""
         if self.verify_reply_address is not None:
             signed = self.verify_reply_address(msg)
             if signed is not None:
@@ -54,6 +58,11 @@ class Threader:
             case = repo.case_by_number(session, number)
             if case is not None:
                 return ThreadMatch(case, "subject")
+        # OCR reads "SR-2026-000042" as "SR - 2026-000042" now and then.
+        for number in self.numbers_in(re.sub(r"[ \t]*[-‐–—－][ \t]*", "-", fax_text or "")):
+            case = repo.case_by_number(session, number)
+            if case is not None:
+                return ThreadMatch(case, "fax-text")
         ids = [*msg.references, *msg.in_reply_to]
         if ids:
             case = repo.case_by_message_ids(session, ids)

@@ -62,6 +62,9 @@ class FaxInfo:
     pages: int | None = None
     received_at: datetime | None = None
     gateway: str | None = None
+    # Why the fax's text could not be read (OCR failed, no document...);
+    # None when it was read. Set by daemon.fax_intake, not by the parsers.
+    not_read: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

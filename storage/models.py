@@ -231,6 +231,9 @@ class OutboxMessage(Base):
     rcpt_to: Mapped[str] = mapped_column(Text)  # comma-separated
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     state: Mapped[str] = mapped_column(String(12), default="queued")  # queued|sending|sent|failed
+    # Who holds the sending lease ("host:pid"), so a restarted daemon can
+    # take back at once what its dead predecessor on this host had claimed.
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -263,3 +266,70 @@ class SourceState(Base):
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ingested: Mapped[int] = mapped_column(Integer, default=0)
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class CaseTimer(Base):
+    """One promised notice of a case: due time, and when (if) it was handled.
+
+    Sweeps read due rows with one indexed query and claim them with
+    ``FOR UPDATE SKIP LOCKED``; the unique key (case, kind, cycle, step) makes
+    "this notice is recorded once" a database rule, so two daemons on one
+    PostgreSQL can never both plan or send it. ``cycle`` numbers the
+    resolution rounds of a case (a reopened and re-resolved case asks for
+    confirmation again); ``anchor_at`` is the instant the timer counts from
+    (opening, resolution, vendor escalation), used to tell stale timers from
+    current ones.
+    """
+
+    __tablename__ = "case_timer"
+    __table_args__ = (
+        UniqueConstraint("case_id", "kind", "cycle", "step", name="uq_case_timer_case_id"),
+        Index("ix_case_timer_pending", "done_at", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    cycle: Mapped[int] = mapped_column(Integer, default=0)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    anchor_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(40))  # sent | skipped:<why> | cancelled
+    detail: Mapped[str | None] = mapped_column(Text)  # JSON when structured
+
+    case: Mapped[Case] = relationship()
+
+
+class SurveyResponse(Base):
+    """A customer's answer to a satisfaction survey or a follow-up contact."""
+
+    __tablename__ = "survey_response"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # survey | followup
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    score: Mapped[int | None] = mapped_column(Integer)
+    recurred: Mapped[bool] = mapped_column(Boolean, default=False)
+    text: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id", ondelete="SET NULL"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class VendorCase(Base):
+    """A case opened with an equipment vendor's support centre for one of ours."""
+
+    __tablename__ = "vendor_case"
+    __table_args__ = (UniqueConstraint("case_id", "vendor"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    vendor: Mapped[str] = mapped_column(String(100))
+    address: Mapped[str] = mapped_column(String(320))
+    vendor_case_no: Mapped[str | None] = mapped_column(String(100), index=True)
+    escalated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    escalated_by: Mapped[str] = mapped_column(String(320), default="")
+    last_sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    customer_told_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -96,12 +96,10 @@ class IngestHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        # Stored exactly as received: the raw bytes are the evidence.
         raw = envelope.original_content or b""
-        # Like a local delivery agent, record the envelope recipients: a
-        # signed reply address may be only in the envelope (Bcc).
-        trace = b"".join(b"Delivered-To: " + r.encode("ascii", "replace") + b"\r\n" for r in envelope.rcpt_tos)
         try:
-            result = await asyncio.to_thread(self.pipeline.ingest, trace + raw, self.source)
+            result = await asyncio.to_thread(self.pipeline.ingest, raw, self.source)
         except DatabaseUnavailable as exc:
             log.error("source=%s database unavailable, answered 451: %s", self.cfg.name, exc)
             self.status.error(f"database unavailable: {exc}")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 11:39:48.893824
+Create Date: 2026-11-23 12:02:17.337447
 """
 from alembic import op
 import sqlalchemy as sa
@@ -95,6 +95,25 @@ def upgrade() -> None:
     with op.batch_alter_table('customer_contact', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_customer_contact_customer_id'), ['customer_id'], unique=False)
 
+    op.create_table('case_timer',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('cycle', sa.Integer(), nullable=False),
+    sa.Column('step', sa.Integer(), nullable=False),
+    sa.Column('anchor_at', casegate.storage.models.UTCDateTime(), nullable=False),
+    sa.Column('due_at', casegate.storage.models.UTCDateTime(), nullable=False),
+    sa.Column('done_at', casegate.storage.models.UTCDateTime(), nullable=True),
+    sa.Column('outcome', sa.String(length=40), nullable=True),
+    sa.Column('detail', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_case_timer_case_id_cases'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_case_timer')),
+    sa.UniqueConstraint('case_id', 'kind', 'cycle', 'step', name='uq_case_timer_case_id')
+    )
+    with op.batch_alter_table('case_timer', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_case_timer_case_id'), ['case_id'], unique=False)
+        batch_op.create_index('ix_case_timer_pending', ['done_at', 'due_at'], unique=False)
+
     op.create_table('event',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=True),
@@ -148,6 +167,7 @@ def upgrade() -> None:
     sa.Column('rcpt_to', sa.Text(), nullable=False),
     sa.Column('raw', sa.LargeBinary(), nullable=False),
     sa.Column('state', sa.String(length=12), nullable=False),
+    sa.Column('claimed_by', sa.String(length=200), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('next_attempt_at', casegate.storage.models.UTCDateTime(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
@@ -159,7 +179,27 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_outbox_case_id'), ['case_id'], unique=False)
+        batch_op.create_index('ix_outbox_rcpt_created', ['rcpt_to', 'created_at'], unique=False)
         batch_op.create_index('ix_outbox_state_next', ['state', 'next_attempt_at'], unique=False)
+
+    op.create_table('vendor_case',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('vendor', sa.String(length=100), nullable=False),
+    sa.Column('address', sa.String(length=320), nullable=False),
+    sa.Column('vendor_case_no', sa.String(length=100), nullable=True),
+    sa.Column('escalated_at', casegate.storage.models.UTCDateTime(), nullable=False),
+    sa.Column('escalated_by', sa.String(length=320), nullable=False),
+    sa.Column('last_sent_at', casegate.storage.models.UTCDateTime(), nullable=False),
+    sa.Column('last_reply_at', casegate.storage.models.UTCDateTime(), nullable=True),
+    sa.Column('customer_told_at', casegate.storage.models.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_vendor_case_case_id_cases'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_vendor_case')),
+    sa.UniqueConstraint('case_id', 'vendor', name=op.f('uq_vendor_case_case_id'))
+    )
+    with op.batch_alter_table('vendor_case', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_vendor_case_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_vendor_case_vendor_case_no'), ['vendor_case_no'], unique=False)
 
     op.create_table('attachment',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -176,18 +216,47 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_attachment_message_id'), ['message_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_attachment_sha256'), ['sha256'], unique=False)
 
+    op.create_table('survey_response',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('step', sa.Integer(), nullable=False),
+    sa.Column('score', sa.Integer(), nullable=True),
+    sa.Column('recurred', sa.Boolean(), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('message_id', sa.Integer(), nullable=True),
+    sa.Column('received_at', casegate.storage.models.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_survey_response_case_id_cases'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['message_id'], ['message.id'], name=op.f('fk_survey_response_message_id_message'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_survey_response'))
+    )
+    with op.batch_alter_table('survey_response', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_survey_response_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_survey_response_received_at'), ['received_at'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('survey_response', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_survey_response_received_at'))
+        batch_op.drop_index(batch_op.f('ix_survey_response_case_id'))
+
+    op.drop_table('survey_response')
     with op.batch_alter_table('attachment', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_attachment_sha256'))
         batch_op.drop_index(batch_op.f('ix_attachment_message_id'))
 
     op.drop_table('attachment')
+    with op.batch_alter_table('vendor_case', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_vendor_case_vendor_case_no'))
+        batch_op.drop_index(batch_op.f('ix_vendor_case_case_id'))
+
+    op.drop_table('vendor_case')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_state_next')
+        batch_op.drop_index('ix_outbox_rcpt_created')
         batch_op.drop_index(batch_op.f('ix_outbox_case_id'))
 
     op.drop_table('outbox')
@@ -200,6 +269,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_event_case_id'))
 
     op.drop_table('event')
+    with op.batch_alter_table('case_timer', schema=None) as batch_op:
+        batch_op.drop_index('ix_case_timer_pending')
+        batch_op.drop_index(batch_op.f('ix_case_timer_case_id'))
+
+    op.drop_table('case_timer')
     with op.batch_alter_table('customer_contact', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_customer_contact_customer_id'))
 

@@ -1,0 +1,121 @@
+"""Throughput and latency of `casegate run` against a local Dovecot.
+
+    python bench/daemon_imap.py 2000 [--latency 20] [--batch 200]
+
+1. Appends N messages to a fresh Dovecot mailbox, starts the daemon (IMAP
+   source with IDLE, SQLite, acknowledgements to an SMTP sink) and prints
+   messages/s from the first append to the last commit (all messages moved
+   to Processed and all acknowledgements queued).
+2. With the daemon idle in IDLE, appends single messages one at a time and
+   prints arrival-to-acknowledgement latency (append -> ack received by the
+   SMTP sink) p50/p95/max.
+3. Prints the daemon's peak RSS, to check that memory stays flat in volume.
+
+Needs Dovecot (scripts/install-test-deps.sh installs it). Numbers are
+printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from sqlalchemy import func, select  # noqa: E402
+
+from casegate.daemon.app import App  # noqa: E402
+from casegate.daemon.config import load_config  # noqa: E402
+from casegate.storage.models import OutboxMessage  # noqa: E402
+from daemon_proc import DaemonProcess, wait_until  # noqa: E402
+from helpers import mail  # noqa: E402
+from ingest_files import generate  # noqa: E402
+from servers.dovecot import DovecotServer  # noqa: E402
+from servers.smtp_sink import SmtpSink  # noqa: E402
+
+
+def peak_rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("n", type=int)
+    ap.add_argument("--latency", type=int, default=20, help="single messages for the latency run")
+    ap.add_argument("--batch", type=int, default=200)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, DovecotServer() as dovecot, SmtpSink() as sink:
+        user = dovecot.add_user("bench")
+        work = Path(tmp)
+        config = {
+            "service": {"address": "service@desk.example.cn"},
+            "outgoing": {"transport": "smtp", "host": sink.host, "port": sink.port, "poll_interval": "1s"},
+            "logging": {"level": "WARNING"},
+            "sources": [{
+                "name": "imap-bench", "kind": "imap", "host": user.host, "port": user.port, "tls": "none",
+                "user": user.name, "password_env": "BENCH_IMAP_PW", "batch_size": args.batch,
+                "poll_interval": "60s",
+            }],
+        }
+        messages = generate(args.n, reply_share=0.3)
+        daemon = DaemonProcess(work, config, env={"BENCH_IMAP_PW": user.password})
+        daemon.start()  # idle in IDLE on an empty mailbox
+        app = App(load_config(str(work / "casegate.toml")))
+        with user.client() as c:
+            t_first_append = time.perf_counter()
+            # MULTIAPPEND (RFC 3502) in chunks: the test client would otherwise
+            # be the bottleneck, not the daemon
+            for start in range(0, len(messages), 250):
+                c.multiappend("INBOX", messages[start:start + 250])
+        append_s = time.perf_counter() - t_first_append
+        t_start = t_first_append
+
+        def queued() -> int:
+            with app.db.session() as s:
+                return s.execute(select(func.count(OutboxMessage.id))).scalar_one()
+
+        wait_until(lambda: user.count("INBOX") == 0 and user.count("Processed") == args.n,
+                   timeout=600, interval=0.1, what="all messages processed")
+        t_done = time.perf_counter()
+        acks = queued()
+        total_s = t_done - t_first_append
+        print(f"messages:                 {args.n} (batch {args.batch}); {acks} acknowledgements queued")
+        print(f"append to Dovecot:        {append_s:.2f} s ({args.n / append_s:.0f}/s, the test client's own speed)")
+        print(f"first append -> drained:  {total_s:.2f} s  => {args.n / total_s:.0f} messages/s")
+
+        # latency with IDLE, one message at a time
+        wait_until(lambda: len(sink.received) >= acks, timeout=300, interval=0.2, what="acks sent")
+        sink.clear()
+        lat = []
+        for i in range(args.latency):
+            raw = mail(subject=f"latency probe {i}", sender=f"probe{i}@customer.cn")
+            t0 = time.perf_counter()
+            user.append("INBOX", raw)
+            sink.wait_for(i + 1, timeout=30)
+            lat.append(time.perf_counter() - t0)
+            time.sleep(0.2)
+        lat.sort()
+        p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
+        print(f"arrival -> ack (IDLE):    p50 {statistics.median(lat) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+              f"max {lat[-1] * 1000:.0f} ms over {len(lat)} messages")
+        print(f"daemon peak RSS:          {peak_rss_mib(daemon.proc.pid):.0f} MiB")
+        daemon.terminate()
+        app.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

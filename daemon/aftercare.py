@@ -1,0 +1,207 @@
+"""After resolution: confirmation, closing, satisfaction survey, follow-ups, recurrence.
+
+Seed 003's procedure: the customer confirms the fix before the case closes
+(or stays silent for ``policy.close_after_silence``); closing sends a
+satisfaction survey; follow-up contacts go out on the priority's schedule;
+a fault that comes back reopens the process.
+
+Two entry points: timer handlers (called by the sweeps) and reply hooks
+(called by the pipeline inside the ingest transaction). Reading what the
+customer wrote is left to the pure ``survey`` module.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from casegate.daemon import notices, timers
+from casegate.daemon.compose import local_time
+from casegate.daemon.survey import read_reply
+from casegate.parsers.message import ParsedMessage
+from casegate.storage import repository as repo
+from casegate.storage.models import Case, CaseTimer, Message, SurveyResponse
+
+log = logging.getLogger("casegate.aftercare")
+
+SURVEY = "survey"
+
+
+def _current(case: Case, timer: CaseTimer) -> bool:
+    """True while ``timer`` belongs to the case's current resolution."""
+    return case.status in timers.AFTER_RESOLUTION and case.resolved_at == timer.anchor_at
+
+
+# ---------------------------------------------------------------- timer handlers
+
+
+def handle_confirm(session: Session, ctx: Any, timer: CaseTimer, case: Case, now: datetime) -> None:
+    """Ask the customer to confirm the fix, saying when silence will close the case."""
+    if case.status == "closed" and case.resolved_at == timer.anchor_at:
+        # Closed by staff straight away: nothing to confirm, but still ask how we did.
+        timers.finish(timer, now, "skipped:closed")
+        send_survey(session, ctx, case, now, timer.cycle)
+        return
+    if case.status != "resolved" or case.resolved_at != timer.anchor_at:
+        timers.finish(timer, now, f"skipped:{case.status}")
+        return
+    tz = ctx.config.service.timezone
+    sent = notices.mail_customer(
+        session, ctx, case, "confirm_request", "confirm-request", now, event="confirmation-requested",
+        close_at=local_time(ctx.policy.auto_close_at(case.resolved_at), tz),
+        progress=_resolution_text(session, ctx, case),
+    )
+    timers.finish(timer, now, "sent" if sent else "skipped:suppressed")
+
+
+def handle_auto_close(session: Session, ctx: Any, timer: CaseTimer, case: Case, now: datetime) -> None:
+    """Close a resolved case the customer never answered."""
+    if case.status != "resolved" or case.resolved_at != timer.anchor_at:
+        timers.finish(timer, now, f"skipped:{case.status}")
+        return
+    timers.finish(timer, now, "sent")
+    close_case(session, ctx, case, now, actor="scheduler", reason="no answer after resolution",
+               cycle=timer.cycle)
+
+
+def handle_followup(session: Session, ctx: Any, timer: CaseTimer, case: Case, now: datetime) -> None:
+    """A follow-up contact: score, has the fault come back, any new needs."""
+    if not _current(case, timer):
+        timers.finish(timer, now, f"skipped:{case.status}")
+        return
+    total = len(ctx.policy.priority(case.priority).followups)
+    tz = ctx.config.service.timezone
+    sent = notices.mail_customer(
+        session, ctx, case, "followup", "followup", now, event="followup-sent",
+        event_detail={"step": timer.step, "of": total},
+        step=timer.step, steps=total,
+        resolved=local_time(case.resolved_at, tz) if case.resolved_at else "",
+    )
+    timers.finish(timer, now, "sent" if sent else "skipped:suppressed")
+
+
+def _resolution_text(session: Session, ctx: Any, case: Case) -> str:
+    who = notices.requester(session, ctx, case)
+    last = notices.last_staff_reply(session, case, who.email if who else None)
+    return (last.new_text or last.text).strip() if last is not None else ""
+
+
+# ---------------------------------------------------------------- state changes
+
+
+def close_case(session: Session, ctx: Any, case: Case, now: datetime, *, actor: str, reason: str,
+               cycle: int | None = None) -> None:
+    """Close a resolved case and send the satisfaction survey once per resolution."""
+    old = case.status
+    case.status, case.closed_at, case.updated_at = "closed", now, now
+    repo.add_event(session, case, now, actor, "status", old=old, new="closed", detail={"reason": reason})
+    timers.cancel_pending(session, case, (timers.AUTO_CLOSE, timers.CONFIRM), now, "closed")
+    if cycle is None:
+        cycle = max(timers.next_cycle(session, case) - 1, 0)
+    send_survey(session, ctx, case, now, cycle)
+
+
+def send_survey(session: Session, ctx: Any, case: Case, now: datetime, cycle: int) -> None:
+    """The satisfaction survey, at most once per resolution (a timer row is the proof)."""
+    if not ctx.policy.survey_on_close or case.resolved_at is None:
+        return
+    survey = timers.add_timer(session, case, SURVEY, cycle=cycle, step=0, anchor_at=case.resolved_at, due_at=now)
+    if survey is None:
+        return  # already surveyed for this resolution
+    sent = notices.mail_customer(session, ctx, case, "survey", "survey", now, event="survey-sent")
+    timers.finish(survey, now, "sent" if sent else "skipped:suppressed")
+
+
+def reopen_case(session: Session, ctx: Any, case: Case, now: datetime, *, actor: str, reason: str) -> None:
+    """Reopen after a recurrence: the open-phase process starts again."""
+    old = case.status
+    case.status, case.updated_at = "open", now
+    case.resolved_at = None
+    case.closed_at = None
+    repo.add_event(session, case, now, actor, "status", old=old, new="open", detail={"reason": reason})
+    timers.cancel_pending(session, case, timers.RESOLUTION_PHASE, now, "reopened")
+
+
+# ---------------------------------------------------------------- replies
+
+
+def _surveyed(session: Session, case: Case) -> CaseTimer | None:
+    """The newest survey or follow-up sent on this case, if any."""
+    stmt = (
+        select(CaseTimer)
+        .where(CaseTimer.case_id == case.id, CaseTimer.kind.in_((SURVEY, timers.FOLLOWUP)),
+               CaseTimer.outcome == "sent")
+        .order_by(CaseTimer.done_at.desc(), CaseTimer.id.desc()).limit(1)
+    )
+    return session.execute(stmt).scalars().first()
+
+
+def _is_customer(ctx: Any, address: str | None) -> bool:
+    from casegate.daemon.vendors import vendor_for_address
+
+    if not address:
+        return False
+    return notices.staff_directory(ctx).by_email(address) is None and vendor_for_address(ctx, address) is None
+
+
+def _record_answer(session: Session, case: Case, message: Message | None, text: str, now: datetime) -> None:
+    asked = _surveyed(session, case)
+    if asked is None:
+        return
+    reading = read_reply(text)
+    if reading.score is None and not reading.recurred and len(text.strip()) == 0:
+        return
+    session.add(SurveyResponse(
+        case_id=case.id, kind=asked.kind, step=asked.step, score=reading.score, recurred=reading.recurred,
+        text=text.strip()[:4000], message_id=message.id if message is not None else None, received_at=now,
+    ))
+    repo.add_event(session, case, now, message.from_addr if message else "customer", "survey-answered",
+                   new=str(reading.score) if reading.score is not None else None,
+                   detail={"kind": asked.kind, "step": asked.step, "recurred": reading.recurred})
+
+
+class Aftercare:
+    """The pipeline hooks: ``keep_closed`` and ``after_store``."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+
+    def keep_closed(self, session: Session, case: Case, parsed: ParsedMessage, now: datetime) -> bool:
+        """A survey answer to a closed case stays on the closed case (no reopen)."""
+        if not _is_customer(self.ctx, parsed.sender_email) or _surveyed(session, case) is None:
+            return False
+        reading = read_reply(parsed.new_text or parsed.text)
+        return not reading.recurred and (reading.score is not None or reading.confirmed)
+
+    def after_store(self, session: Session, case: Case, message: Message, parsed: ParsedMessage,
+                    outcome: str) -> None:
+        if outcome != "reply" or not _is_customer(self.ctx, parsed.sender_email):
+            return
+        now = message.created_at
+        text = parsed.new_text or parsed.text or ""
+        reading = read_reply(text)
+        actor = (parsed.sender_email or "customer").lower()
+        if case.status == "resolved":
+            if reading.score is not None or _surveyed(session, case) is not None:
+                _record_answer(session, case, message, text, now)
+            if reading.recurred:
+                reopen_case(session, self.ctx, case, now, actor=actor, reason="customer reports the fault is back")
+            elif reading.confirmed:
+                repo.add_event(session, case, now, actor, "customer-confirmed")
+                close_case(session, self.ctx, case, now, actor=actor, reason="customer confirmed the fix")
+            else:
+                # The customer is not silent: silence is counted from the last reply.
+                for timer in timers.pending(session, case, timers.AUTO_CLOSE):
+                    timer.due_at = self.ctx.policy.auto_close_at(now)
+        elif case.status == "closed":
+            _record_answer(session, case, message, text, now)
+        elif reading.recurred and _surveyed(session, case) is not None:
+            # The pipeline reopened a closed case for this reply; keep what it said.
+            _record_answer(session, case, message, text, now)
+            timers.cancel_pending(session, case, timers.RESOLUTION_PHASE, now, "reopened")
+            case.resolved_at = None
+            repo.add_event(session, case, now, actor, "recurrence", detail={"text": text.strip()[:500]})

@@ -1,0 +1,47 @@
+"""Which customer sent a fax: the normalised sender number, never the gateway.
+
+A fax-gateway mail comes From the gateway (``fax@gateway``); taking that
+address as the customer would merge every fax sender into one customer and
+send acknowledgements to the gateway itself. So a fax is matched by its
+E.164 sender number against the customers' ``fax`` (then ``phone``)
+contacts, and an unknown number creates a customer holding just that
+number, named after the station id the remote machine announced.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from casegate.parsers.message import FaxInfo
+from casegate.storage import repository as repo
+from casegate.storage.models import Customer
+
+_ONLY_NUMBER = re.compile(r"^[\s+\d\-./()]*$")
+
+
+def station_name(info: FaxInfo) -> str:
+    """A display name for a new fax customer: the TSI text when it says more
+    than the number ("ACME GZ +86 20 8768 1011"), else the number."""
+    raw = (info.raw_sender or "").strip()
+    if raw and not _ONLY_NUMBER.match(raw):
+        return raw[:200]
+    return info.sender_number or raw[:200] or "fax"
+
+
+def fax_customer(session: Session, info: FaxInfo, now: datetime) -> Customer | None:
+    """The customer owning ``info.sender_number``, created when unknown.
+
+    None when the gateway gave no usable number: the case then has no
+    customer (an operator assigns one) rather than the gateway's address.
+    """
+    number = info.sender_number
+    if not number:
+        return None
+    customer = repo.find_customer(session, "fax", number) or repo.find_customer(session, "phone", number)
+    if customer is None:
+        customer = repo.create_customer(session, now, name=station_name(info), contacts=[("fax", number)])
+        session.flush()
+    return customer

@@ -1,0 +1,150 @@
+"""While a case is open: first-response check, escalation matrix, status updates, complaints.
+
+Each handler gets a claimed, due timer and decides in one transaction what
+the timer means now: a notice (queued, recorded as an event) or a reasoned
+skip (the case was resolved, staff already answered). Nothing here reads
+the clock: ``now`` is given, so tests drive every instant explicitly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from casegate.daemon import notices, timers
+from casegate.daemon.compose import local_time
+from casegate.daemon.pipeline import PRIORITY_LABELS, _human
+from casegate.storage import repository as repo
+from casegate.storage.models import Case, CaseTimer
+
+
+def _sla_lines(ctx: Any, case: Case, now: datetime) -> dict[str, Any]:
+    """What was promised and how it went, for escalation mail."""
+    policy = ctx.policy
+    tz = ctx.config.service.timezone
+    pp = policy.priority(case.priority)
+    due = policy.first_response_due(case.priority, case.opened_at)
+    return {
+        "first_response_target": pp.first_response,
+        "first_response_due": local_time(due, tz),
+        "first_response_at": local_time(case.first_response_at, tz) if case.first_response_at else None,
+        "first_response_breached": (case.first_response_at or now) > due,
+        "resolution_due": {k: local_time(v, tz) for k, v in policy.resolution_due(case.priority, case.opened_at).items()},
+        "working_time": pp.working_time,
+    }
+
+
+def handle_first_response(session: Session, ctx: Any, timer: CaseTimer, case: Case, now: datetime) -> None:
+    """Record a first-response breach on the case (the escalation steps do the mailing)."""
+    if case.first_response_at is not None and case.first_response_at <= timer.due_at:
+        timers.finish(timer, now, "skipped:answered")
+        return
+    if case.status in timers.AFTER_RESOLUTION:
+        timers.finish(timer, now, "skipped:resolved")
+        return
+    repo.add_event(session, case, now, "scheduler", "sla-breached", new="first_response",
+                   detail={"due": timer.due_at.isoformat(), "target": str(ctx.policy.priority(case.priority).first_response)})
+    timers.finish(timer, now, "breached")
+
+
+def handle_escalation(session: Session, ctx: Any, timer: CaseTimer, case: Case, now: datetime) -> None:
+    """One step of the escalation matrix: mail the role's members once."""
+    if case.status in timers.AFTER_RESOLUTION:
+        timers.finish(timer, now, "skipped:resolved")
+        return
+    role = timers.detail_of(timer)["role"]
+    members = notices.staff_directory(ctx).with_role(role)
+    if not members:
+        repo.add_event(session, case, now, "scheduler", "escalation-unrouted", new=role,
+                       detail={"step": timer.step, "reason": f"no staff with role {role}"})
+        timers.finish(timer, now, "skipped:no-staff")
+        return
+    basis = ctx.policy.basis_for(case.priority)
+    who = notices.requester(session, ctx, case)
+    sent = notices.mail_staff(
+        session, ctx, case, members, "escalation", "escalation", now,
+        role=role,
+        step=timer.step,
+        steps=len(ctx.policy.priority(case.priority).escalation),
+        elapsed_zh=notices.human_delta(basis.elapsed(case.opened_at, now), "zh"),
+        elapsed_en=notices.human_delta(basis.elapsed(case.opened_at, now), "en"),
+        requester=who.email if who else "",
+        symptoms=notices.first_text(session, case, 1500),
+        priority_label_zh=PRIORITY_LABELS["zh"].get(case.priority, case.priority),
+        priority_label_en=PRIORITY_LABELS["en"].get(case.priority, case.priority),
+        target_zh=_human(ctx.policy.priority(case.priority).first_response, "zh"),
+        target_en=_human(ctx.policy.priority(case.priority).first_response, "en"),
+        **_sla_lines(ctx, case, now),
+    )
+    repo.add_event(session, case, now, "scheduler", "escalated", new=role,
+                   detail={"step": timer.step, "to": sent, "due": timer.due_at.isoformat()})
+    timers.finish(timer, now, "sent", to=sent)
+
+
+def handle_complaint(session: Session, ctx: Any, timer: CaseTimer, case: Case, now: datetime) -> None:
+    """A complaint deadline passed unmet: tell the role that owns complaints."""
+    deadline = timers.detail_of(timer)["deadline"]
+    met = (
+        case.status in timers.AFTER_RESOLUTION
+        or (deadline == "respond" and case.first_response_at is not None and case.first_response_at <= timer.due_at)
+    )
+    if met:
+        timers.finish(timer, now, "skipped:met")
+        return
+    from casegate.daemon.scheduler import SchedulerConfig
+
+    role = SchedulerConfig.from_config(ctx.config).complaint_role
+    members = notices.staff_directory(ctx).with_role(role)
+    sent = notices.mail_staff(session, ctx, case, members, "complaint_deadline", "escalation", now,
+                              role=role, deadline=deadline, due=local_time(timer.due_at, ctx.config.service.timezone),
+                              symptoms=notices.first_text(session, case, 1500))
+    repo.add_event(session, case, now, "scheduler", "escalated", new=role,
+                   detail={"complaint_deadline": deadline, "to": sent})
+    timers.finish(timer, now, "sent" if sent else "skipped:no-staff", to=sent)
+
+
+def _next_step(ctx: Any, session: Session, case: Case) -> tuple[str, str]:
+    """What happens next, in the customer's words (zh, en)."""
+    from casegate.daemon.vendors import open_vendor_case
+
+    vc = open_vendor_case(session, case)
+    if vc is not None:
+        no = f"（厂商案例号 {vc.vendor_case_no}）" if vc.vendor_case_no else ""
+        no_en = f" (vendor case number {vc.vendor_case_no})" if vc.vendor_case_no else ""
+        return (f"我们已将问题提交给设备厂商 {vc.vendor}{no}，正在等待厂商的分析结果，并会持续跟进。",
+                f"We have escalated the issue to the vendor {vc.vendor}{no_en} and are following up on their analysis.")
+    if case.first_response_at is None:
+        return ("工程师将尽快与您联系。", "An engineer will contact you shortly.")
+    return ("工程师正在继续处理您的问题。", "Our engineer continues to work on your issue.")
+
+
+def handle_status_update(session: Session, ctx: Any, timer: CaseTimer, case: Case, now: datetime) -> None:
+    """The periodic progress mail; skipped when a person wrote within the cadence."""
+    if case.status not in timers.UPDATE_STATUSES:
+        # The chain stops; cases_needing_update_plan restarts it if the case is worked again.
+        timers.finish(timer, now, f"skipped:{case.status}")
+        return
+    who = notices.requester(session, ctx, case)
+    last = notices.last_public_update(session, case, who.email if who else None)
+    if last is not None:
+        again = ctx.policy.next_status_update(case.priority, last.created_at)
+        if again is not None and again > now:
+            timer.due_at = again  # staff wrote recently: owe the next update a cadence after that
+            return
+    progress = notices.last_staff_reply(session, case, who.email if who else None)
+    next_due = ctx.policy.next_status_update(case.priority, now)
+    step_zh, step_en = _next_step(ctx, session, case)
+    tz = ctx.config.service.timezone
+    lang = notices.lang_of(case.language, ctx.config.service.default_language)
+    sent = notices.mail_customer(
+        session, ctx, case, "status_update", "status-update", now, event="status-update-sent",
+        event_detail={"step": timer.step},
+        progress=(progress.new_text or progress.text).strip() if progress else "",
+        progress_at=local_time(progress.created_at, tz) if progress else "",
+        next_step=step_zh if lang == "zh" else step_en,
+        next_update=local_time(next_due, tz) if next_due else "",
+    )
+    timers.finish(timer, now, "sent" if sent else "skipped:suppressed")
+    timers.plan_status_update(session, ctx.policy, case, now)

@@ -1,0 +1,148 @@
+"""Reading customers' short answers: satisfaction scores, confirmations, recurrences.
+
+Pure functions on text, no I/O, so every phrasing seen in real mail can be
+pinned by a unit test. Callers pass the *new* text of a reply (quotes of our
+own mail removed): our survey mail itself lists "1-5" and "非常满意", and
+reading the quote back would score every reply.
+
+Customers answer in Chinese or English, with full-width digits ("５分"),
+Chinese numerals ("五分"), star ratings or words ("非常满意", "very
+satisfied"). Negations come first in every table because the positive word
+is inside the negative one ("不满意" contains "满意", "没有再出现" contains
+"再出现").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+__all__ = ["ReplyReading", "is_confirmation", "is_recurrence", "normalise", "parse_score", "read_reply"]
+
+_NUMERALS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
+             "one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
+_NUM = r"([1-5]|[一二两三四五]|one|two|three|four|five)"
+
+# "5分", "五星", "4/5", "4 out of 5", "5 points", "3 stars"
+_SCORE_UNIT = re.compile(_NUM + r"\s*(?:分|颗星|星|/\s*5|out of 5|points?|stars?)(?![a-z])")
+# "评分：4", "打5分", "满意度 5", "score: 4", "rating 5"
+_SCORE_LABEL = re.compile(r"(?:评分|打分|打|分数|满意度|评价|score|rating|rate)\s*[:：为是=]?\s*" + _NUM + r"(?![\d.])")
+# a reply that is only a digit: "5", "5.", "5！"
+_BARE = re.compile(r"^\s*([1-5])\s*[.。!！,，]?\s*$")
+
+# (phrases, score), checked in order: negative forms before the positive
+# words they contain, "very"/"非常" forms before the plain ones.
+_SCORE_WORDS: tuple[tuple[tuple[str, ...], int], ...] = (
+    (("非常不满意", "很不满意", "极不满意", "十分不满意", "特别不满意", "very dissatisfied",
+      "very unsatisfied", "extremely dissatisfied", "very unhappy", "terrible", "very poor"), 1),
+    (("不太满意", "不是很满意", "不满意", "不大满意", "not very satisfied", "not satisfied", "dissatisfied",
+      "unsatisfied", "unhappy", "poor"), 2),
+    (("非常满意", "很满意", "十分满意", "特别满意", "超级满意", "very satisfied", "extremely satisfied",
+      "very happy", "excellent"), 5),
+    (("一般", "还行", "还可以", "凑合", "neutral", "average", "so-so", "so so", "acceptable"), 3),
+    (("比较满意", "满意", "satisfied", "happy", "good"), 4),
+)
+
+# Negated recurrence ("没有再出现", "hasn't come back") is removed before the
+# positive patterns are searched.
+_NOT_RECURRED = re.compile(
+    r"(?:没有|没|未|不|无|并未|并没有)(?:再|又)?(?:次)?(?:出现|发生|复发|坏|出问题)"
+    r"|(?:not|n't|never|no longer)\s+(?:\w+\s+){0,3}?(?:again|come back|came back|recur(?:red)?|return(?:ed)?|broken)"
+    r"|no\s+(?:recurrence|more\s+(?:problems?|issues?|faults?))"
+)
+_RECURRED = re.compile(
+    r"又出现|再次出现|再出现|又发生|再次发生|又坏|又出问题|又不行|问题依旧|依旧存在|依然存在|仍然存在|还是存在|"
+    r"还是不行|还是有问题|仍然不行|依然不行|故障依旧|复发|没有解决|没解决|未解决|并未解决|还没好|没修好|"
+    r"happened again|happening again|occurr?ed again|occurs again|again\b.*\b(?:broken|down|fail)|"
+    r"came back|come back|is back|has returned|returned|recurr(?:ed|ing|s)?\b|still broken|still (?:not|n't)|"
+    r"still doesn't|still does not|still fail|still down|still happening|same problem|not (?:fixed|resolved|solved)"
+)
+_NOT_CONFIRMED = re.compile(
+    r"未|没有|没|尚未|还没|不能确认|无法确认|不确认|不同意|不行|"
+    r"\bnot\b|\bno\b|n't|\bstill\b|\bnever\b"
+)
+_CONFIRMED = re.compile(
+    r"确认|已解决|解决了|已经解决|好了|已恢复|恢复正常|正常了|可以关闭|可以结案|同意关闭|同意结案|请关闭|关闭吧|没问题了|"
+    r"谢谢.*解决|问题已处理|"
+    r"\bconfirm(?:ed)?\b|\byes\b|\bresolved\b|\bfixed\b|\bsolved\b|works now|working now|working again|"
+    r"(?:ok|okay|fine) to close|(?:please|you can|you may) close|close (?:it|the case)|all good"
+)
+
+
+def normalise(text: str) -> str:
+    """NFKC (full-width digits and letters to ASCII), lower case, one line per paragraph."""
+    return unicodedata.normalize("NFKC", text or "").lower().strip()
+
+
+def _num(token: str) -> int:
+    return int(token) if token.isdigit() else _NUMERALS[token]
+
+
+def parse_score(text: str) -> int | None:
+    """The 1-5 satisfaction score a reply gives, or None when it gives none.
+
+    Explicit numbers win over words ("一般, 打3分" is 3); a bare digit only
+    counts when it is the whole first line, so "SR-2026-000005" or "2 days"
+    in a sentence are never read as scores.
+    """
+    t = normalise(text)
+    if not t:
+        return None
+    for pattern in (_SCORE_UNIT, _SCORE_LABEL):
+        m = pattern.search(t)
+        if m:
+            return _num(m.group(1))
+    first_line = next((line for line in t.splitlines() if line.strip()), "")
+    m = _BARE.match(first_line)
+    if m:
+        return int(m.group(1))
+    for phrases, score in _SCORE_WORDS:
+        for phrase in phrases:
+            if phrase.isascii():
+                if re.search(r"(?<![a-z])" + re.escape(phrase) + r"(?![a-z])", t):
+                    return score
+            elif phrase in t:
+                return score
+    return None
+
+
+def is_recurrence(text: str) -> bool:
+    """True when the reply says the fault is back or was never fixed."""
+    t = _NOT_RECURRED.sub(" ", normalise(text))
+    return bool(_RECURRED.search(t))
+
+
+def is_confirmation(text: str) -> bool:
+    """True when the reply accepts the fix ("确认", "已解决", "confirm", "yes")."""
+    t = normalise(text)
+    if not t or is_recurrence(t):
+        return False
+    m = _CONFIRMED.search(t)
+    if not m:
+        return False
+    # A negation just before the confirming word ("未解决", "not resolved",
+    # "no, not yet") turns it around.
+    before = t[max(0, m.start() - 6):m.start()]
+    if _NOT_CONFIRMED.search(before):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class ReplyReading:
+    """What a short customer reply says, as far as the service process cares."""
+
+    score: int | None
+    confirmed: bool
+    recurred: bool
+
+
+def read_reply(text: str) -> ReplyReading:
+    """Score, confirmation and recurrence of one reply, read together."""
+    recurred = is_recurrence(text)
+    return ReplyReading(
+        score=parse_score(text),
+        confirmed=not recurred and is_confirmation(text),
+        recurred=recurred,
+    )

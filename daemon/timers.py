@@ -1,0 +1,217 @@
+"""Case timers: planning the notices a case is owed, and claiming due ones.
+
+A timer row (``case_timer``) is one promised notice: "escalate to the
+support supervisor at 21:00", "ask for confirmation", "follow up on day 3".
+Rows are planned from the SLA policy when a case enters a phase (opened,
+resolved, handed to a vendor) and handled once by a sweep. Exactly-once is
+carried by the database, not by the process:
+
+* planning inserts under the unique key (case, kind, cycle, step) inside a
+  savepoint, so a second daemon planning the same case gets an
+  ``IntegrityError`` and moves on;
+* sweeps claim due rows with ``SELECT ... FOR UPDATE SKIP LOCKED`` and mark
+  them done in the same transaction that queues the mail, so a row is
+  either handled and its mail queued, or neither.
+SQLite serialises writers with ``BEGIN IMMEDIATE``, which gives the same.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from casegate.daemon.policy import Policy
+from casegate.storage.models import Case, CaseTimer
+
+# Case states. Escalation runs until resolution; status updates only while
+# we are working (not while waiting for the customer: "pending").
+UNRESOLVED = ("new", "open", "pending")
+UPDATE_STATUSES = ("new", "open")
+AFTER_RESOLUTION = ("resolved", "closed")
+
+# Timer kinds.
+FIRST_RESPONSE = "first_response"
+ESCALATION = "escalation"
+STATUS_UPDATE = "status_update"
+COMPLAINT = "complaint"
+CONFIRM = "confirm"
+AUTO_CLOSE = "auto_close"
+FOLLOWUP = "followup"
+VENDOR_REMINDER = "vendor_reminder"
+OPEN_PHASE = (FIRST_RESPONSE, ESCALATION, STATUS_UPDATE, COMPLAINT)
+RESOLUTION_PHASE = (CONFIRM, AUTO_CLOSE, FOLLOWUP)
+
+COMPLAINT_STEPS = ("respond", "plan", "close")
+
+
+def add_timer(
+    session: Session,
+    case: Case,
+    kind: str,
+    *,
+    step: int,
+    anchor_at: datetime,
+    due_at: datetime,
+    cycle: int = 0,
+    detail: dict[str, Any] | None = None,
+) -> CaseTimer | None:
+    """Insert one timer; None when another writer already planned it."""
+    timer = CaseTimer(
+        case_id=case.id, kind=kind, cycle=cycle, step=step, anchor_at=anchor_at, due_at=due_at,
+        detail=json.dumps(detail, ensure_ascii=False) if detail is not None else None,
+    )
+    try:
+        with session.begin_nested():
+            session.add(timer)
+            session.flush()
+    except IntegrityError:
+        return None
+    return timer
+
+
+def detail_of(timer: CaseTimer) -> dict[str, Any]:
+    return json.loads(timer.detail) if timer.detail else {}
+
+
+def finish(timer: CaseTimer, now: datetime, outcome: str, **detail: Any) -> None:
+    """Mark a timer handled; ``outcome`` is "sent", "skipped:<why>" or "cancelled"."""
+    timer.done_at = now
+    timer.outcome = outcome[:40]
+    if detail:
+        merged = detail_of(timer)
+        merged.update(detail)
+        timer.detail = json.dumps(merged, ensure_ascii=False, default=str)
+
+
+# ---------------------------------------------------------------- planning
+
+
+def plan_open(session: Session, policy: Policy, case: Case, complaint_category: str = "complaint") -> int:
+    """Plan the first-response check, the escalation matrix and the first status update."""
+    opened = case.opened_at
+    planned = 0
+    if add_timer(session, case, FIRST_RESPONSE, step=0, anchor_at=opened,
+                 due_at=policy.first_response_due(case.priority, opened)):
+        planned += 1
+    for i, (due, role) in enumerate(policy.escalation_steps(case.priority, opened), start=1):
+        if add_timer(session, case, ESCALATION, step=i, anchor_at=opened, due_at=due, detail={"role": role}):
+            planned += 1
+    first_update = policy.next_status_update(case.priority, opened)
+    if first_update is not None and add_timer(session, case, STATUS_UPDATE, step=1, anchor_at=opened,
+                                              due_at=first_update):
+        planned += 1
+    if case.category == complaint_category:
+        for i, (name, due) in enumerate(policy.complaint_deadlines(opened).items()):
+            if add_timer(session, case, COMPLAINT, step=i, anchor_at=opened, due_at=due, detail={"deadline": name}):
+                planned += 1
+    return planned
+
+
+def next_cycle(session: Session, case: Case) -> int:
+    """The number of the next resolution round of ``case`` (0 for the first)."""
+    last = session.execute(
+        select(func.max(CaseTimer.cycle)).where(CaseTimer.case_id == case.id, CaseTimer.kind == CONFIRM)
+    ).scalar()
+    return 0 if last is None else last + 1
+
+
+def plan_resolution(session: Session, policy: Policy, case: Case) -> int:
+    """Plan the confirmation request, the silent auto-close and the follow-ups."""
+    resolved = case.resolved_at
+    assert resolved is not None
+    cycle = next_cycle(session, case)
+    if add_timer(session, case, CONFIRM, cycle=cycle, step=0, anchor_at=resolved, due_at=resolved) is None:
+        return 0
+    planned = 1
+    if add_timer(session, case, AUTO_CLOSE, cycle=cycle, step=0, anchor_at=resolved,
+                 due_at=policy.auto_close_at(resolved)):
+        planned += 1
+    for i, due in enumerate(policy.followup_times(case.priority, resolved), start=1):
+        if add_timer(session, case, FOLLOWUP, cycle=cycle, step=i, anchor_at=resolved, due_at=due):
+            planned += 1
+    return planned
+
+
+def plan_status_update(session: Session, policy: Policy, case: Case, since: datetime) -> CaseTimer | None:
+    """The next status update of a case, ``cadence`` after ``since``."""
+    due = policy.next_status_update(case.priority, since)
+    if due is None:
+        return None
+    last = session.execute(
+        select(func.max(CaseTimer.step)).where(CaseTimer.case_id == case.id, CaseTimer.kind == STATUS_UPDATE)
+    ).scalar()
+    return add_timer(session, case, STATUS_UPDATE, step=(last or 0) + 1, anchor_at=since, due_at=due)
+
+
+def cancel_pending(session: Session, case: Case, kinds: Iterable[str], now: datetime, why: str) -> int:
+    """Close the pending timers of ``kinds`` without sending (e.g. on reopen)."""
+    rows = session.execute(
+        select(CaseTimer).where(CaseTimer.case_id == case.id, CaseTimer.kind.in_(list(kinds)),
+                                CaseTimer.done_at.is_(None))
+    ).scalars()
+    n = 0
+    for timer in rows:
+        finish(timer, now, f"cancelled:{why}")
+        n += 1
+    return n
+
+
+def pending(session: Session, case: Case, kind: str) -> list[CaseTimer]:
+    return list(session.execute(
+        select(CaseTimer).where(CaseTimer.case_id == case.id, CaseTimer.kind == kind, CaseTimer.done_at.is_(None))
+        .order_by(CaseTimer.due_at)
+    ).scalars())
+
+
+# ---------------------------------------------------------------- sweeps' queries
+
+
+def cases_needing_open_plan(session: Session, limit: int) -> list[Case]:
+    """Unresolved cases that have no timers yet (just opened, or older than this code)."""
+    planned = exists().where(CaseTimer.case_id == Case.id, CaseTimer.kind == FIRST_RESPONSE)
+    stmt = (
+        select(Case).where(Case.status.in_(UNRESOLVED), ~planned)
+        .order_by(Case.id).limit(limit).with_for_update(skip_locked=True, of=Case)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def cases_needing_resolution_plan(session: Session, limit: int) -> list[Case]:
+    """Resolved (or closed) cases whose current resolution has no confirmation timer."""
+    planned = exists().where(CaseTimer.case_id == Case.id, CaseTimer.kind == CONFIRM,
+                             CaseTimer.anchor_at == Case.resolved_at)
+    stmt = (
+        select(Case).where(Case.status.in_(AFTER_RESOLUTION), Case.resolved_at.is_not(None), ~planned)
+        .order_by(Case.id).limit(limit).with_for_update(skip_locked=True, of=Case)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def cases_needing_update_plan(session: Session, policy: Policy, limit: int) -> list[Case]:
+    """Working cases of a priority with a cadence but no pending status update (e.g. reopened)."""
+    cadenced = [p for p, pp in policy.priorities.items() if pp.status_update_every is not None]
+    if not cadenced:
+        return []
+    t = aliased(CaseTimer)
+    waiting = exists().where(and_(t.case_id == Case.id, t.kind == STATUS_UPDATE, t.done_at.is_(None)))
+    opened = exists().where(CaseTimer.case_id == Case.id, CaseTimer.kind == FIRST_RESPONSE)
+    stmt = (
+        select(Case).where(Case.status.in_(UPDATE_STATUSES), Case.priority.in_(cadenced), opened, ~waiting)
+        .order_by(Case.id).limit(limit).with_for_update(skip_locked=True, of=Case)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def claim_due(session: Session, now: datetime, limit: int) -> list[CaseTimer]:
+    """Due, unhandled timers, locked for this transaction (others skip them)."""
+    stmt = (
+        select(CaseTimer).where(CaseTimer.done_at.is_(None), CaseTimer.due_at <= now)
+        .order_by(CaseTimer.due_at, CaseTimer.id).limit(limit).with_for_update(skip_locked=True)
+    )
+    return list(session.execute(stmt).scalars())

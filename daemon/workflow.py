@@ -1,0 +1,557 @@
+"""Working a case by e-mail: assignment, notifications, engineers' replies,
+the customer conversation.
+
+Engineers never log in. Each new case is assigned within its queue and the
+assignee gets a notification whose Reply-To is a signed plus-address of the
+service mailbox (daemon/reply_address.py). The engineer works the case by
+replying: command lines at the top change the case (daemon/commands.py),
+the remaining text goes to the customer from the service address, in the
+case's thread. Customer replies come back to the assignee the same way.
+
+Trust: commands and relayed text are accepted only from a configured staff
+address that *proves* it sent the mail -- by replying to a reply address
+issued to that very address, or by a pass in an Authentication-Results
+header written by a trusted authserv-id (daemon/auth_results.py). Anything
+else is stored on the case as an internal message, and the case gets a
+``command-refused`` / ``reply-refused`` event saying why. A customer's mail
+is never parsed for commands at all.
+
+Loop protection: every mail goes through ``Pipeline.may_auto_answer`` (no
+mail to our own, no-reply or rate-limited addresses). Mail the system writes
+(notifications, errors, history) carries ``Auto-Submitted: auto-generated``
+or ``auto-replied``. The engineer's text relayed to the customer is a human
+reply, so it carries no Auto-Submitted (RFC 3834 reserves it for automatic
+mail, and customer systems may file such mail away), but it asks Exchange
+not to answer it with out-of-office replies (X-Auto-Response-Suppress).
+
+Everything here runs inside the pipeline's transaction (after_store hook):
+the case change, its events and the queued mail commit together or not at
+all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address as HeaderAddress
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from casegate.daemon import commands as cmdlib
+from casegate.daemon.auth_results import authenticated_by
+from casegate.daemon.compose import Renderer, build_message, local_time, make_address
+from casegate.daemon.config import Config
+from casegate.daemon.handoff import VendorHandoffRegistry, VendorRequest
+from casegate.daemon.outbox import enqueue
+from casegate.daemon.reply_address import ReplyAddressSigner
+from casegate.daemon.security import SecurityConfig, load_secret
+from casegate.daemon.staff import StaffDirectory, StaffMember
+from casegate.parsers.message import ParsedMessage
+from casegate.storage import repository as repo
+from casegate.storage.blobs import BlobStore
+from casegate.storage.models import Case, Event, Message
+
+log = logging.getLogger("casegate.workflow")
+
+# A reply that consists of one of these lines asks for the case history.
+HISTORY_REQUESTS = {"history", "status", "progress", "查询进度", "进度", "查询", "历史", "查询历史", "案例进度", "進度"}
+# Free-mail domains: sharing one does not make two people colleagues.
+PUBLIC_DOMAINS = {
+    "qq.com", "foxmail.com", "163.com", "126.com", "yeah.net", "sina.com", "sina.cn", "sohu.com", "139.com",
+    "189.cn", "aliyun.com", "gmail.com", "outlook.com", "hotmail.com", "live.com", "yahoo.com", "icloud.com",
+}
+MAX_CC = 10
+MAX_ATTACHMENT_BYTES = 15 * 1024 * 1024  # per notification; larger ones are only listed
+_PUNCT = re.compile(r"[\s\.,;:!?。，；：！？、\"'“”‘’()（）\[\]【】]+")
+
+
+@dataclass(frozen=True)
+class Proof:
+    """Whether a staff sender proved the mail is theirs, and how / why not."""
+
+    ok: bool
+    how: str
+
+
+class Workflow:
+    def __init__(
+        self,
+        config: Config,
+        staff: StaffDirectory,
+        signer: ReplyAddressSigner,
+        security: SecurityConfig,
+        renderer: Renderer,
+        blobs: BlobStore,
+        may_auto_answer: Callable[[Session, str | None, datetime], str | None],
+        clock: Callable[[], datetime],
+        priority_labels: dict[str, dict[str, str]] | None = None,
+    ) -> None:
+        self.config = config
+        self.staff = staff
+        self.signer = signer
+        self.security = security
+        self.renderer = renderer
+        self.blobs = blobs
+        self.may_auto_answer = may_auto_answer
+        self.clock = clock
+        self.priority_labels = priority_labels or {}
+        self.vendors = VendorHandoffRegistry()
+
+    def install(self, pipeline) -> None:  # noqa: ANN001 - Pipeline, imported lazily to avoid a cycle
+        """Plug into the pipeline's hooks and its threader."""
+        pipeline.threader.verify_reply_address = self.signer.verified
+        pipeline.is_staff = lambda address: self.staff.by_email(address) is not None
+        pipeline.after_store.append(self.after_store)
+        pipeline.unthreaded_staff.append(self.unthreaded_staff)
+
+    # ------------------------------------------------------------ hooks
+
+    def after_store(self, session: Session, case: Case, message: Message, parsed: ParsedMessage, outcome: str) -> None:
+        now = self.clock()
+        if outcome == "new":
+            member = self.assign(session, case, now)
+            if member is not None:
+                self.notify(session, case, member, message, now, kind="new")
+        elif outcome == "reply":
+            member = self.staff.by_email(parsed.sender_email)
+            if member is not None:
+                self.staff_reply(session, case, message, parsed, member, now)
+            else:
+                self.customer_reply(session, case, message, parsed, now)
+
+    def unthreaded_staff(self, session: Session, message: Message, parsed: ParsedMessage) -> None:
+        """Staff mail naming no case: tell the sender instead of opening one."""
+        member = self.staff.by_email(parsed.sender_email)
+        if member is None:
+            return
+        message.direction = "internal"
+        now = self.clock()
+        lang = self._staff_language(member)
+        subject, body = self.renderer.render("no_case", lang, subject=parsed.subject or "", member=member,
+                                             service_name=self.config.service.display_name)
+        self._send(session, None, "staff-error", member.email, member.name, subject, body, now,
+                   in_reply_to=parsed.message_id, references=parsed.references)
+
+    # ------------------------------------------------------------ assignment
+
+    def assign(self, session: Session, case: Case, now: datetime) -> StaffMember | None:
+        """Round robin among the queue's on-duty engineers, persisted in events.
+
+        The engineer whose last "assigned" event is oldest (or who has none)
+        gets the case, ties in config order; the event table survives
+        restarts and is shared by every daemon on the database.
+        """
+        candidates = self.staff.engineers_for(case.queue)
+        if not candidates:
+            repo.add_event(session, case, now, "system", "assignment-skipped",
+                           detail={"reason": f"no on-duty engineer takes queue {case.queue!r}"})
+            return None
+        emails = [m.email for m in candidates]
+        session.flush()
+        last = dict(
+            session.execute(
+                select(Event.new, func.max(Event.id))
+                .where(Event.action == "assigned", Event.new.in_(emails))
+                .group_by(Event.new)
+            ).all()
+        )
+        chosen = min(candidates, key=lambda m: (last.get(m.email, 0), emails.index(m.email)))
+        old, case.assignee = case.assignee, chosen.email
+        repo.add_event(session, case, now, "system", "assigned", old=old, new=chosen.email,
+                       detail={"reason": "round-robin", "queue": case.queue})
+        return chosen
+
+    # ------------------------------------------------------------ notifications
+
+    def notify(self, session: Session, case: Case, member: StaffMember, message: Message | None,
+               now: datetime, kind: str) -> bool:
+        """Tell ``member`` about the case: new, assigned to them, or a customer reply.
+
+        The mail carries the customer's text and attachments, the priority
+        and the rules that set it, and a Reply-To signed for this member.
+        """
+        lang = self._staff_language(member)
+        customer = case.customer
+        customer_email = (customer.contact("email") if customer else None) or (message.from_addr if message else "")
+        attachments, skipped = self._attachments(message)
+        subject, body = self.renderer.render(
+            "notify", lang,
+            kind=kind,
+            case=case,
+            member=member,
+            customer_name=(customer.name if customer else "") or "",
+            customer_company=(customer.company if customer else "") or "",
+            customer_email=customer_email or "",
+            priority_label=self.priority_labels.get(lang, {}).get(case.priority, case.priority),
+            reasons=self._reasons(session, case),
+            text=(message.new_text or message.text) if message else "",
+            attachments=[a[0] for a in attachments] + skipped,
+            skipped=skipped,
+            service_name=self.config.service.display_name,
+        )
+        return self._send(
+            session, case, f"notify-{kind}", member.email, member.name, subject, body, now,
+            reply_to=self.signer.address(case.number, member.email),
+            in_reply_to=message.message_id if message else None,
+            references=message.references.split() if message and message.references else (),
+            attachments=attachments, auto_submitted="auto-generated",
+        )
+
+    def _reasons(self, session: Session, case: Case) -> list[str]:
+        ev = session.execute(
+            select(Event).where(Event.case_id == case.id, Event.action == "classified").order_by(Event.id.desc())
+        ).scalars().first()
+        if ev is None or not ev.detail:
+            return []
+        try:
+            detail = json.loads(ev.detail)
+        except ValueError:
+            return []
+        out = []
+        for m in detail.get("matches", []):
+            where = f" ({m.get('field')}: {m.get('keyword')})" if m.get("keyword") else ""
+            out.append(f"{m.get('rule')}{where}")
+        return out
+
+    def _attachments(self, message: Message | None) -> tuple[list[tuple[str, str, bytes]], list[str]]:
+        out: list[tuple[str, str, bytes]] = []
+        skipped: list[str] = []
+        total = 0
+        for att in (message.attachments if message else []):
+            if att.inline and att.content_type.startswith("image/"):
+                continue
+            if total + att.size > MAX_ATTACHMENT_BYTES:
+                skipped.append(att.filename)
+                continue
+            try:
+                content = self.blobs.get(att.sha256)
+            except (OSError, ValueError):
+                skipped.append(att.filename)
+                continue
+            total += att.size
+            out.append((att.filename, att.content_type, content))
+        return out, skipped
+
+    # ------------------------------------------------------------ staff replies
+
+    def prove(self, parsed: ParsedMessage, member: StaffMember, case: Case) -> Proof:
+        """Did ``member`` really send this? (signed reply address or trusted A-R)."""
+        refusal = ""
+        for found in self.signer.find(parsed):
+            if self.signer.verify(found, member.email):
+                if found.case_number == case.number.upper():
+                    return Proof(True, f"reply address {found.address}")
+                refusal = f"reply address {found.address} belongs to case {found.case_number}"
+            else:
+                refusal = f"reply address {found.address} does not verify for {member.email} (tampered or issued to someone else)"
+        auth = authenticated_by(parsed.header_all("Authentication-Results"), member.email,
+                                self.security.trusted_authserv_ids)
+        if auth is not None:
+            return Proof(True, auth)
+        if not refusal:
+            refusal = ("sender not proven: no reply address issued to it and no "
+                       "Authentication-Results pass from a trusted authserv-id")
+        return Proof(False, refusal)
+
+    def staff_reply(self, session: Session, case: Case, message: Message, parsed: ParsedMessage,
+                    member: StaffMember, now: datetime) -> None:
+        message.direction = "internal"  # staff mail is never part of the public history
+        parsed_cmds = cmdlib.parse(parsed.new_text or parsed.text)
+        proof = self.prove(parsed, member, case)
+        actor = member.email
+        if not proof.ok:
+            if parsed_cmds.any:
+                repo.add_event(session, case, now, actor, "command-refused",
+                               detail={"reason": proof.how, "commands": [c.line for c in parsed_cmds.commands]})
+            if parsed_cmds.public_text or parsed_cmds.note:
+                repo.add_event(session, case, now, actor, "reply-refused", detail={"reason": proof.how})
+            self._answer_engineer(session, case, member, parsed, now, errors=[], refused=proof.how)
+            return
+        valid, errors = cmdlib.validate(parsed_cmds, self._context(session, case))
+        if errors:
+            repo.add_event(session, case, now, actor, "command-failed",
+                           detail={"errors": [{"line": e.line, "reason": e.reason_en} for e in errors]})
+            self._answer_engineer(session, case, member, parsed, now, errors=errors, refused=None)
+            return
+        for cmd in valid:
+            self._apply(session, case, cmd, member, message, now, proof)
+        if parsed_cmds.note is None and parsed_cmds.public_text:
+            self.relay_to_customer(session, case, member, parsed_cmds.public_text, now)
+        case.updated_at = now
+
+    def _context(self, session: Session, case: Case) -> cmdlib.CommandContext:
+        def find_staff(name: str) -> str | None:
+            m = self.staff.by_name(name)
+            return m.email if m else None
+
+        return cmdlib.CommandContext(
+            case_number=case.number,
+            case_status=case.status,
+            find_staff=find_staff,
+            case_exists=lambda number: repo.case_by_number(session, number) is not None,
+            known_vendor=self.vendors.known_vendor,
+        )
+
+    def _apply(self, session: Session, case: Case, cmd: cmdlib.ValidCommand, member: StaffMember,
+               message: Message, now: datetime, proof: Proof) -> None:
+        actor = member.email
+        detail: dict[str, object] = {"command": cmd.line, "proof": proof.how}
+        if cmd.name in ("status", "reopen"):
+            old = case.status
+            self.set_status(case, cmd.value or "open", now)
+            repo.add_event(session, case, now, actor, "status", old=old, new=case.status, detail=detail)
+        elif cmd.name == "priority":
+            old, case.priority = case.priority, cmd.value or case.priority
+            repo.add_event(session, case, now, actor, "priority", old=old, new=case.priority, detail=detail)
+        elif cmd.name == "assign":
+            old, case.assignee = case.assignee, cmd.value
+            repo.add_event(session, case, now, actor, "assigned", old=old, new=cmd.value, detail=detail)
+            new_member = self.staff.by_email(cmd.value)
+            if new_member is not None and new_member.email != actor:
+                self.notify(session, case, new_member, self._first_customer_message(case), now, kind="assigned")
+        elif cmd.name == "note":
+            repo.add_event(session, case, now, actor, "note", new=(cmd.value or "")[:10000], detail=detail)
+        elif cmd.name == "vendor":
+            repo.add_event(session, case, now, actor, "vendor", new=cmd.value,
+                           detail={**detail, "vendor_case_number": cmd.extra, "handoff": "pending"})
+            self.vendors.hand_off(session, case, VendorRequest(cmd.value or "", cmd.extra, actor, now))
+        elif cmd.name == "merge":
+            target = repo.case_by_number(session, cmd.value or "")
+            assert target is not None  # validated
+            old = case.status
+            case.linked_case_id = target.id
+            self.set_status(case, "closed", now)
+            repo.add_event(session, case, now, actor, "merged", old=old, new=target.number, detail=detail)
+            repo.add_event(session, target, now, actor, "merged-from", new=case.number, detail=detail)
+            target.updated_at = now
+
+    @staticmethod
+    def set_status(case: Case, status: str, now: datetime) -> None:
+        """Change status and keep the timestamps the SLA reports read consistent."""
+        if status in ("open", "pending", "new"):
+            case.closed_at = None
+            if status == "open" and case.status in ("resolved", "closed"):
+                case.resolved_at = None
+        if status == "resolved":
+            case.resolved_at = now
+            case.closed_at = None
+        if status == "closed":
+            case.resolved_at = case.resolved_at or now
+            case.closed_at = now
+        case.status = status
+        case.updated_at = now
+
+    def _answer_engineer(self, session: Session, case: Case, member: StaffMember, parsed: ParsedMessage,
+                         now: datetime, errors: list[cmdlib.CommandError], refused: str | None) -> None:
+        lang = self._staff_language(member)
+        subject, body = self.renderer.render(
+            "command_result", lang, case=case, member=member, errors=errors, refused=refused,
+            service_name=self.config.service.display_name,
+        )
+        self._send(session, case, "command-result", member.email, member.name, subject, body, now,
+                   reply_to=self.signer.address(case.number, member.email),
+                   in_reply_to=parsed.message_id, references=parsed.references)
+
+    # ------------------------------------------------------------ customer side
+
+    def relay_to_customer(self, session: Session, case: Case, member: StaffMember, text: str, now: datetime) -> bool:
+        """Send the engineer's text to the customer, in the case's thread."""
+        last = self._last_customer_message(case)
+        to = (case.customer.contact("email") if case.customer else None) or (last.from_addr if last else None)
+        lang = case.language
+        subject, body = self.renderer.render(
+            "engineer_reply", lang, case=case, text=text, member=member,
+            service_name=self.config.service.display_name,
+        )
+        refs = (last.references.split() if last and last.references else []) + ([last.message_id] if last and last.message_id else [])
+        sent = self._send(
+            session, case, "reply", to, case.customer.name if case.customer else "", subject, body, now,
+            cc=self._company_cc(case, to or ""), in_reply_to=last.message_id if last else None,
+            references=refs, auto_submitted=None,
+            extra_headers=[("X-Auto-Response-Suppress", "OOF, AutoReply")], record_text=text,
+        )
+        if not sent:
+            return False
+        repo.add_event(session, case, now, member.email, "public-reply", new=(to or "").lower())
+        if case.first_response_at is None:
+            case.first_response_at = now
+            repo.add_event(session, case, now, member.email, "first-response")
+        if case.status == "new":
+            old = case.status
+            self.set_status(case, "open", now)
+            repo.add_event(session, case, now, member.email, "status", old=old, new="open",
+                           detail={"reason": "first public reply"})
+        return True
+
+    def customer_reply(self, session: Session, case: Case, message: Message, parsed: ParsedMessage,
+                       now: datetime) -> None:
+        actor = (parsed.sender_email or "unknown").lower()
+        if is_history_request(parsed.new_text or parsed.text):
+            self.send_history(session, case, parsed, now)
+            return
+        if case.status == "pending":
+            old = case.status
+            self.set_status(case, "open", now)
+            repo.add_event(session, case, now, actor, "status", old=old, new="open",
+                           detail={"reason": "customer replied"})
+        member = self.staff.by_email(case.assignee) if case.assignee else None
+        if member is None:
+            member = self.assign(session, case, now)
+        if member is not None:
+            self.notify(session, case, member, message, now, kind="reply")
+
+    def send_history(self, session: Session, case: Case, parsed: ParsedMessage, now: datetime) -> None:
+        tz = self.config.service.timezone
+        entries = []
+        for m in case.messages:
+            if m.direction == "in" and not m.is_auto_reply and not m.is_bounce:
+                who = "customer"
+            elif m.direction == "out" and m.source in ("outbox:reply", "outbox:ack"):
+                who = "service"
+            else:
+                continue
+            text = " ".join((m.new_text or m.text or "").split())
+            entries.append({"at": local_time(m.created_at, tz), "who": who,
+                            "text": text[:300] + ("…" if len(text) > 300 else "")})
+        subject, body = self.renderer.render(
+            "history", case.language, case=case, entries=entries,
+            opened=local_time(case.opened_at, tz),
+            service_name=self.config.service.display_name,
+        )
+        to = parsed.sender_email
+        if self._send(session, case, "history", to, parsed.from_.name if parsed.from_ else "", subject, body, now,
+                      in_reply_to=parsed.message_id, references=parsed.references, record_text=body):
+            repo.add_event(session, case, now, "system", "history-sent", new=(to or "").lower())
+
+    def _company_cc(self, case: Case, customer_addr: str) -> list[str]:
+        """Colleagues of the customer (same, non-public domain) seen on the thread."""
+        domain = customer_addr.lower().rpartition("@")[2]
+        if not domain or domain in PUBLIC_DOMAINS:
+            return []
+        own = self.config.service.address.lower()
+        seen: list[str] = []
+        for m in case.messages:
+            if m.direction != "in":
+                continue
+            for addr in _split_addrs(m.from_addr, m.to_addrs, m.cc_addrs):
+                if (addr.rpartition("@")[2] == domain and addr != customer_addr.lower() and addr != own
+                        and self.staff.by_email(addr) is None and addr not in seen):
+                    seen.append(addr)
+        return seen[:MAX_CC]
+
+    @staticmethod
+    def _last_customer_message(case: Case) -> Message | None:
+        for m in reversed(case.messages):
+            if m.direction == "in":
+                return m
+        return None
+
+    @staticmethod
+    def _first_customer_message(case: Case) -> Message | None:
+        for m in case.messages:
+            if m.direction == "in":
+                return m
+        return None
+
+    # ------------------------------------------------------------ sending
+
+    def _staff_language(self, member: StaffMember) -> str:
+        return member.language or self.config.service.default_language
+
+    def _send(
+        self,
+        session: Session,
+        case: Case | None,
+        kind: str,
+        to: str | None,
+        to_name: str,
+        subject: str,
+        body: str,
+        now: datetime,
+        *,
+        cc: Iterable[str] = (),
+        reply_to: str | None = None,
+        in_reply_to: str | None = None,
+        references: Iterable[str] = (),
+        attachments: Iterable[tuple[str, str, bytes]] = (),
+        auto_submitted: str | None = "auto-replied",
+        extra_headers: Iterable[tuple[str, str]] = (),
+        record_text: str | None = None,
+    ) -> bool:
+        """Queue one mail unless loop protection forbids it (then record why)."""
+        refusal = self.may_auto_answer(session, to, now)
+        recipient: HeaderAddress | None = None
+        cc_addrs: list[HeaderAddress] = []
+        if refusal is None:
+            assert to is not None
+            try:
+                recipient = make_address(to, to_name)
+                for addr in cc:
+                    if self.may_auto_answer(session, addr, now) is None:
+                        cc_addrs.append(make_address(addr))
+            except ValueError as exc:
+                refusal = str(exc)
+        if refusal is not None or recipient is None:
+            repo.add_event(session, case, now, "system", f"{kind}-suppressed",
+                           detail={"to": to, "reason": refusal})
+            log.info("not sending %s for case %s to %s: %s", kind, case.number if case else "-", to, refusal)
+            return False
+        svc = self.config.service
+        msg = build_message(
+            from_addr=make_address(svc.address, svc.display_name),
+            to=[recipient],
+            cc=cc_addrs,
+            subject=subject,
+            body=body,
+            domain=svc.domain,
+            now=now,
+            reply_to=make_address(reply_to) if reply_to else None,
+            in_reply_to=in_reply_to,
+            references=references,
+            auto_submitted=auto_submitted,
+            extra_headers=extra_headers,
+            attachments=attachments,
+        )
+        session.flush()
+        rcpts = [str(recipient.addr_spec).lower(), *(str(a.addr_spec).lower() for a in cc_addrs)]
+        enqueue(session, msg, kind=kind, case_id=case.id if case else None, mail_from=svc.address,
+                rcpt_to=rcpts, now=now, text=record_text if record_text is not None else body)
+        return True
+
+
+def is_history_request(text: str) -> bool:
+    """A reply whose only line is e.g. "history" / "查询进度" asks for the case history."""
+    lines = [ln for ln in (text or "").splitlines() if ln.strip()]
+    if len(lines) != 1:
+        return False
+    return _PUNCT.sub("", lines[0]).casefold() in HISTORY_REQUESTS
+
+
+def _split_addrs(*fields: str) -> list[str]:
+    out = []
+    for f in fields:
+        for part in (f or "").split(","):
+            part = part.strip().lower()
+            if "<" in part and ">" in part:
+                part = part[part.index("<") + 1 : part.index(">")]
+            if "@" in part:
+                out.append(part)
+    return out
+
+
+def build_workflow(config: Config, pipeline) -> Workflow:  # noqa: ANN001 - Pipeline
+    """Build the workflow from config (staff, security) and install it in ``pipeline``."""
+    from casegate.daemon.pipeline import PRIORITY_LABELS
+
+    security = SecurityConfig.from_config(config)
+    staff = StaffDirectory.from_config(config)
+    signer = ReplyAddressSigner(load_secret(config, security), config.service.address, security.token_length)
+    workflow = Workflow(config, staff, signer, security, pipeline.renderer, pipeline.blobs,
+                        pipeline.may_auto_answer, pipeline.clock, PRIORITY_LABELS)
+    workflow.install(pipeline)
+    return workflow
