@@ -27,8 +27,9 @@ from sqlalchemy.orm import Session
 from casegate.daemon.compose import to_wire
 from casegate.daemon.config import OutgoingConfig
 from casegate.daemon.mailer import DeliveryResult, Outgoing, Transport
+from casegate.storage import repository as repo
 from casegate.storage.db import Database
-from casegate.storage.models import Message, OutboxMessage
+from casegate.storage.models import Case, Message, OutboxMessage
 
 log = logging.getLogger("casegate.outbox")
 
@@ -58,20 +59,29 @@ def enqueue(
     msg: Message,
     *,
     kind: str,
-    case_id: int | None,
+    case_id: int | None = None,
+    case: Case | None = None,
     mail_from: str,
     rcpt_to: list[str],
     now: datetime,
     text: str | None = None,
     record: bool = True,
 ) -> OutboxMessage:
-    """Queue ``msg`` and, when ``record``, store it as an outgoing message on the case."""
+    """Queue ``msg`` and, when ``record``, store it as an outgoing message on the case.
+
+    Give ``case`` (the object) rather than ``case_id`` for a case created in
+    the same transaction: no flush is needed to learn its id.
+    """
+    if case is not None:
+        case_id = case.id
     message_id = str(msg["Message-ID"]).strip().strip("<>")
     # Stored in wire form (CRLF): SMTP relays need it, and smtplib sends
     # bytes as they are.
     raw = to_wire(msg)
+    # Only set the relationship when given: assigning None would clear case_id.
+    links = {"case": case} if case is not None else {"case_id": case_id}
     row = OutboxMessage(
-        case_id=case_id,
+        **links,
         kind=kind,
         message_id=message_id,
         mail_from=mail_from,
@@ -83,10 +93,11 @@ def enqueue(
         created_at=now,
     )
     session.add(row)
-    if record and case_id is not None:
+    repo.count_queued(session, row.rcpt_to)
+    if record and (case is not None or case_id is not None):
         session.add(
             Message(
-                case_id=case_id,
+                **links,
                 direction="out",
                 message_id=message_id,
                 in_reply_to=str(msg.get("In-Reply-To", "")).strip("<>"),

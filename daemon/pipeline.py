@@ -52,6 +52,10 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class _IsolateAndRetry(Exception):
+    """A message failed on the batch fast path; redo the batch isolated."""
+
+
 @dataclass(frozen=True)
 class Source:
     """Where a message came from: the configured source name and its kind."""
@@ -148,11 +152,13 @@ class Pipeline:
         caller must keep the messages and retry.
         """
         prepared = [self._prepare(raw, src) for raw, src in items]
-        results: list[IngestResult] = []
         try:
-            with self.db.transaction() as session:
-                for prep in prepared:
-                    results.append(self._store_isolated(session, prep))
+            try:
+                results = self._commit(prepared, isolated=len(prepared) == 1)
+            except _IsolateAndRetry:
+                # One message failed inside the fast path: redo the batch with
+                # a savepoint per message so only that one is set aside.
+                results = self._commit(prepared, isolated=True)
         except OperationalError as exc:
             raise DatabaseUnavailable(str(exc.orig)) from exc
         for prep, res in zip(prepared, results):
@@ -194,6 +200,51 @@ class Pipeline:
                 log.exception("prepare hook %s failed on a message from %s", hook, source.name)
         return prep
 
+    def _commit(self, prepared: list[_Prepared], isolated: bool) -> list[IngestResult]:
+        """Store a batch in one transaction.
+
+        Fast path (``isolated=False``): no savepoint per message, and the
+        batch's dedupe keys and senders are looked up with one query each.
+        Any error aborts the whole transaction and the caller retries the
+        batch isolated, where each message gets its own savepoint and a
+        failure quarantines just that message.
+        """
+        results: list[IngestResult] = []
+        with self.db.transaction() as session:
+            if not isolated:
+                self._prefetch(session, prepared)
+            for prep in prepared:
+                if isolated:
+                    results.append(self._store_isolated(session, prep))
+                    continue
+                if prep.error is not None:
+                    results.append(self._quarantine(session, prep, prep.error))
+                    continue
+                try:
+                    results.append(self._store(session, prep))
+                except (OperationalError, DatabaseUnavailable):
+                    raise
+                except Exception as exc:
+                    raise _IsolateAndRetry() from exc
+        return results
+
+    def _prefetch(self, session: Session, prepared: list[_Prepared]) -> None:
+        """One query each for the batch's known messages and senders.
+
+        The results live in ``session.info`` for this transaction only and
+        are kept current as the batch adds messages and customers.
+        """
+        keys = [p.dedupe_key for p in prepared if p.dedupe_key]
+        session.info["dedupe"] = repo.messages_by_dedupe_keys(session, keys)
+        emails = {p.parsed.sender_email for p in prepared if p.parsed is not None and p.parsed.sender_email}
+        session.info["customers"] = repo.customers_by_emails(session, emails)
+
+    def _known_message(self, session: Session, key: str) -> Message | None:
+        cache = session.info.get("dedupe")
+        if cache is None:
+            return repo.message_by_dedupe_key(session, key)
+        return cache.get(key)
+
     def _store_isolated(self, session: Session, prep: _Prepared) -> IngestResult:
         if prep.error is not None:
             return self._quarantine(session, prep, prep.error)
@@ -232,7 +283,7 @@ class Pipeline:
         parsed = prep.parsed
         assert parsed is not None and prep.dedupe_key is not None
         now = self.clock()
-        existing = repo.message_by_dedupe_key(session, prep.dedupe_key)
+        existing = self._known_message(session, prep.dedupe_key)
         if existing is not None:
             return self._duplicate(existing, prep)
 
@@ -305,6 +356,7 @@ class Pipeline:
             linked_case_id=linked.id if linked is not None else None,
         )
         session.add(case)
+        repo.remember_case(session, case)
         actor = parsed.sender_email or "unknown"
         repo.add_event(session, case, now, actor, "created", new=number,
                        detail={"source": prep.source.name, "linked_to": linked.number if linked else None})
@@ -354,11 +406,13 @@ class Pipeline:
         email = parsed.sender_email
         if not email or any(check(email.lower()) for check in self.not_customer):
             return None
-        customer = repo.find_customer(session, "email", email)
+        cache = session.info.get("customers")
+        customer = cache.get(email) if cache is not None else repo.find_customer(session, "email", email)
         if customer is None:
             name = parsed.from_.name if parsed.from_ and parsed.from_.name else email.partition("@")[0]
             customer = repo.create_customer(session, now, name=name[:200], contacts=[("email", email)])
-            session.flush()
+            if cache is not None:
+                cache[email] = customer
         return customer
 
     def _add_message(self, session: Session, case: Case | None, prep: _Prepared, now: datetime) -> Message:
@@ -391,7 +445,9 @@ class Pipeline:
             for att, digest in prep.blobs
         ]
         session.add(message)
-        session.flush()
+        cache = session.info.get("dedupe")
+        if cache is not None and prep.dedupe_key:
+            cache[prep.dedupe_key] = message
         return message
 
     # ------------------------------------------------------------ answers
@@ -458,8 +514,7 @@ class Pipeline:
             references=parsed.references,
             attachments=route.attachments(subject, body) if route is not None else (),
         )
-        session.flush()
-        enqueue(session, msg, kind="ack", case_id=case.id, mail_from=svc.address, rcpt_to=[to.lower()],
+        enqueue(session, msg, kind="ack", case=case, mail_from=svc.address, rcpt_to=[to.lower()],
                 now=now, text=body)
         repo.add_event(session, case, now, "system", "ack-queued", new=to.lower())
 

@@ -240,6 +240,8 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    case: Mapped[Case | None] = relationship()
+
 
 class Quarantine(Base):
     """A message that could not be ingested, kept whole with the reason."""

@@ -60,12 +60,13 @@ def allocate_case_number(session: Session, fmt: str, now: datetime) -> str:
         .values(value=CaseCounter.value + 1)
         .returning(CaseCounter.value)
     )
-    value = session.execute(stmt).scalar()
+    # Executed on the connection: no autoflush of the caller's pending rows.
+    value = session.connection().execute(stmt).scalar()
     if value is None:
         try:
             with session.begin_nested():
                 session.execute(insert(CaseCounter).values(scope=scope, value=1))
             value = 1
         except IntegrityError:  # another writer created the scope first
-            value = session.execute(stmt).scalar_one()
+            value = session.connection().execute(stmt).scalar_one()
     return fmt.format(year=now.year, month=now.month, seq=value)

@@ -47,11 +47,52 @@ def message_by_dedupe_key(session: Session, key: str) -> Message | None:
     return session.execute(select(Message).where(Message.dedupe_key == key)).scalars().first()
 
 
+def messages_by_dedupe_keys(session: Session, keys: Iterable[str]) -> dict[str, Message]:
+    """Stored messages for many dedupe keys in one query (case loaded too)."""
+    wanted = list(set(keys))
+    found: dict[str, Message] = {}
+    for start in range(0, len(wanted), 500):
+        stmt = (
+            select(Message)
+            .where(Message.dedupe_key.in_(wanted[start:start + 500]))
+            .options(selectinload(Message.case))
+        )
+        for m in session.execute(stmt).scalars():
+            found[m.dedupe_key] = m  # type: ignore[index]
+    return found
+
+
+def customers_by_emails(session: Session, emails: Iterable[str]) -> dict[str, Customer]:
+    """Customers for many e-mail addresses in one query."""
+    wanted = list(set(emails))
+    found: dict[str, Customer] = {}
+    for start in range(0, len(wanted), 500):
+        stmt = (
+            select(CustomerContact.value, Customer)
+            .join(Customer, CustomerContact.customer_id == Customer.id)
+            .where(CustomerContact.kind == "email", CustomerContact.value.in_(wanted[start:start + 500]))
+        )
+        for value, customer in session.execute(stmt).all():
+            found[value] = customer
+    return found
+
+
 def case_by_number(session: Session, number: str) -> Case | None:
-    case = session.execute(select(Case).where(Case.number == number)).scalars().first()
-    if case is None and number != number.upper():
-        case = session.execute(select(Case).where(Case.number == number.upper())).scalars().first()
-    return case
+    # Cases opened earlier in this transaction are indexed in session.info
+    # (see remember_case), so the lookup need not flush the whole batch.
+    pending = session.info.get("cases_by_number", {})
+    with session.no_autoflush:
+        for candidate in dict.fromkeys((number, number.upper())):
+            case = pending.get(candidate) or session.execute(
+                select(Case).where(Case.number == candidate)
+            ).scalars().first()
+            if case is not None:
+                return case
+    return None
+
+
+def remember_case(session: Session, case: Case) -> None:
+    session.info.setdefault("cases_by_number", {})[case.number] = case
 
 
 def case_by_message_ids(session: Session, message_ids: Sequence[str]) -> Case | None:
@@ -104,10 +145,19 @@ def add_event(
 
 
 def auto_mails_since(session: Session, address: str, since: datetime) -> int:
+    """Mails queued to ``address`` since ``since``, this transaction's included."""
     stmt = select(func.count(OutboxMessage.id)).where(
         OutboxMessage.rcpt_to == address, OutboxMessage.created_at >= since
     )
-    return int(session.execute(stmt).scalar_one())
+    with session.no_autoflush:  # unflushed rows are counted from session.info
+        stored = int(session.execute(stmt).scalar_one())
+    return stored + session.info.get("queued_to", {}).get(address, 0)
+
+
+def count_queued(session: Session, rcpt_to: str) -> None:
+    """Note an outbox row added in this transaction (see auto_mails_since)."""
+    queued = session.info.setdefault("queued_to", {})
+    queued[rcpt_to] = queued.get(rcpt_to, 0) + 1
 
 
 def list_cases(session: Session, status: str | None = None, limit: int = 200) -> list[Case]:

@@ -4,7 +4,7 @@ staff for every escalation role, a controllable clock and mail builders."""
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
@@ -66,7 +66,6 @@ def make_app(tmp_path: Path, sink: Any, clock: Clock, url: str | None = None, **
         "outgoing": {"transport": "smtp", "host": sink.host, "port": sink.port},
         "staff": STAFF,
         "vendors": VENDORS,
-        "security": {"secret_env": "CASEGATE_TEST_SECRET"} if False else {},
     }
     data.update(sections)
     return App(build_config(data, base_dir=tmp_path), clock=clock)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from sla_support import (
-    CUSTOMER, ENGINEER, VENDOR, Clock, body_of, case_of, deliver, events, ingest, mail, make_app, sh,
+    CUSTOMER, ENGINEER, VENDOR, Clock, body_of, deliver, events, ingest, mail, make_app, sh,
     staff_reply, sweep_and_send,
 )
 from sqlalchemy import select
