@@ -55,6 +55,7 @@ def main() -> int:
     ap.add_argument("n", type=int)
     ap.add_argument("--latency", type=int, default=20, help="single messages for the latency run")
     ap.add_argument("--batch", type=int, default=200)
+    ap.add_argument("--maildir", action="store_true", help="acknowledgements to a maildir instead of the SMTP sink")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp, DovecotServer() as dovecot, SmtpSink() as sink:
@@ -62,8 +63,9 @@ def main() -> int:
         work = Path(tmp)
         config = {
             "service": {"address": "service@desk.example.cn"},
-            "outgoing": {"transport": "smtp", "host": sink.host, "port": sink.port, "poll_interval": "1s"},
-            "logging": {"level": "WARNING"},
+            "outgoing": ({"transport": "maildir", "maildir": "outbox"} if args.maildir else
+                         {"transport": "smtp", "host": sink.host, "port": sink.port, "poll_interval": "1s"}),
+            "logging": {"level": "INFO"},  # as in production: one line per message
             "sources": [{
                 "name": "imap-bench", "kind": "imap", "host": user.host, "port": user.port, "tls": "none",
                 "user": user.name, "password_env": "BENCH_IMAP_PW", "batch_size": args.batch,
@@ -96,6 +98,11 @@ def main() -> int:
         print(f"append to Dovecot:        {append_s:.2f} s ({args.n / append_s:.0f}/s, the test client's own speed)")
         print(f"first append -> drained:  {total_s:.2f} s  => {args.n / total_s:.0f} messages/s")
 
+        if args.maildir:
+            print(f"daemon peak RSS:          {peak_rss_mib(daemon.proc.pid):.0f} MiB")
+            daemon.terminate()
+            app.close()
+            return 0
         # latency with IDLE, one message at a time
         wait_until(lambda: len(sink.received) >= acks, timeout=300, interval=0.2, what="acks sent")
         sink.clear()

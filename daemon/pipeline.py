@@ -35,7 +35,7 @@ from casegate.storage import repository as repo
 from casegate.storage.blobs import BlobStore
 from casegate.storage.db import Database, DatabaseUnavailable
 from casegate.storage.models import Attachment, Case, Customer, Message, Quarantine
-from casegate.storage.numbering import allocate_case_number
+from casegate.storage.numbering import allocate_case_number, release_unused_case_numbers, reserve_case_numbers
 
 log = logging.getLogger("casegate.pipeline")
 
@@ -226,6 +226,8 @@ class Pipeline:
                     raise
                 except Exception as exc:
                     raise _IsolateAndRetry() from exc
+            if not isolated:
+                release_unused_case_numbers(session)
         return results
 
     def _prefetch(self, session: Session, prepared: list[_Prepared]) -> None:
@@ -235,9 +237,15 @@ class Pipeline:
         are kept current as the batch adds messages and customers.
         """
         keys = [p.dedupe_key for p in prepared if p.dedupe_key]
-        session.info["dedupe"] = repo.messages_by_dedupe_keys(session, keys)
-        emails = {p.parsed.sender_email for p in prepared if p.parsed is not None and p.parsed.sender_email}
+        known = session.info["dedupe"] = repo.messages_by_dedupe_keys(session, keys)
+        parsed = [p.parsed for p in prepared if p.parsed is not None]
+        emails = {m.sender_email for m in parsed if m.sender_email}
         session.info["customers"] = repo.customers_by_emails(session, emails)
+        repo.prefetch_recent_mails(session, {e.lower() for e in emails}, self.clock() - timedelta(hours=1))
+        repo.prefetch_cases(session, [n for m in parsed for n in self.threader.numbers_in(m.subject)])
+        # Case numbers are taken in one block per batch; the unused rest is
+        # given back before commit (see storage/numbering.py).
+        reserve_case_numbers(session, min(500, sum(1 for k in keys if k not in known)))
 
     def _known_message(self, session: Session, key: str) -> Message | None:
         cache = session.info.get("dedupe")

@@ -52,12 +52,12 @@ def number_pattern(fmt: str) -> re.Pattern[str]:
     return re.compile(r"(?<![A-Za-z0-9-])(" + "".join(parts) + r")(?![A-Za-z0-9])", re.IGNORECASE)
 
 
-def allocate_case_number(session: Session, fmt: str, now: datetime) -> str:
-    scope = counter_scope(fmt, now)
+def _advance(session: Session, scope: str, count: int) -> int:
+    """Move the scope's counter on by ``count``; returns the new last value."""
     stmt = (
         update(CaseCounter)
         .where(CaseCounter.scope == scope)
-        .values(value=CaseCounter.value + 1)
+        .values(value=CaseCounter.value + count)
         .returning(CaseCounter.value)
     )
     # Executed on the connection: no autoflush of the caller's pending rows.
@@ -65,8 +65,50 @@ def allocate_case_number(session: Session, fmt: str, now: datetime) -> str:
     if value is None:
         try:
             with session.begin_nested():
-                session.execute(insert(CaseCounter).values(scope=scope, value=1))
-            value = 1
+                session.execute(insert(CaseCounter).values(scope=scope, value=count))
+            value = count
         except IntegrityError:  # another writer created the scope first
             value = session.connection().execute(stmt).scalar_one()
+    return value
+
+
+def reserve_case_numbers(session: Session, count: int) -> None:
+    """Let this transaction take numbers in blocks of ``count`` (batch ingest).
+
+    Only for a transaction without savepoints around allocations: a
+    savepoint rollback would undo the counter update but not the block.
+    Call ``release_unused_case_numbers`` before committing.
+    """
+    session.info["case_number_block"] = max(1, count)
+
+
+def allocate_case_number(session: Session, fmt: str, now: datetime) -> str:
+    scope = counter_scope(fmt, now)
+    block_size = session.info.get("case_number_block")
+    if not block_size:
+        value = _advance(session, scope, 1)
+        return fmt.format(year=now.year, month=now.month, seq=value)
+    blocks = session.info.setdefault("case_number_blocks", {})
+    block = blocks.get(scope)
+    if block is None or block[0] > block[1]:
+        last = _advance(session, scope, block_size)
+        block = blocks[scope] = [last - block_size + 1, last]
+    value = block[0]
+    block[0] += 1
     return fmt.format(year=now.year, month=now.month, seq=value)
+
+
+def release_unused_case_numbers(session: Session) -> None:
+    """Give back reserved numbers this transaction did not use.
+
+    The counter row stays locked by our UPDATE until commit (PostgreSQL row
+    lock; SQLite's single writer), so nobody can have moved it since: the
+    guard on ``value == last`` only makes that assumption explicit.
+    """
+    for scope, (next_value, last) in session.info.pop("case_number_blocks", {}).items():
+        if next_value <= last:
+            session.connection().execute(
+                update(CaseCounter)
+                .where(CaseCounter.scope == scope, CaseCounter.value == last)
+                .values(value=next_value - 1)
+            )

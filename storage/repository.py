@@ -81,14 +81,25 @@ def case_by_number(session: Session, number: str) -> Case | None:
     # Cases opened earlier in this transaction are indexed in session.info
     # (see remember_case), so the lookup need not flush the whole batch.
     pending = session.info.get("cases_by_number", {})
+    checked = session.info.get("case_numbers_checked", ())
     with session.no_autoflush:
         for candidate in dict.fromkeys((number, number.upper())):
-            case = pending.get(candidate) or session.execute(
-                select(Case).where(Case.number == candidate)
-            ).scalars().first()
+            case = pending.get(candidate)
+            if case is None and candidate not in checked:
+                case = session.execute(select(Case).where(Case.number == candidate)).scalars().first()
             if case is not None:
                 return case
     return None
+
+
+def prefetch_cases(session: Session, numbers: Iterable[str]) -> None:
+    """Load the cases a batch names in its subjects with one query."""
+    wanted = list({n.upper() for n in numbers})
+    found = session.info.setdefault("cases_by_number", {})
+    for start in range(0, len(wanted), 500):
+        for case in session.execute(select(Case).where(Case.number.in_(wanted[start:start + 500]))).scalars():
+            found[case.number] = case
+    session.info["case_numbers_checked"] = set(wanted)
 
 
 def remember_case(session: Session, case: Case) -> None:
@@ -149,9 +160,27 @@ def auto_mails_since(session: Session, address: str, since: datetime) -> int:
     stmt = select(func.count(OutboxMessage.id)).where(
         OutboxMessage.rcpt_to == address, OutboxMessage.created_at >= since
     )
-    with session.no_autoflush:  # unflushed rows are counted from session.info
-        stored = int(session.execute(stmt).scalar_one())
+    recent = session.info.get("recent_mails")
+    if recent is not None and address in recent:
+        stored = recent[address]
+    else:
+        with session.no_autoflush:  # unflushed rows are counted from session.info
+            stored = int(session.execute(stmt).scalar_one())
     return stored + session.info.get("queued_to", {}).get(address, 0)
+
+
+def prefetch_recent_mails(session: Session, addresses: Iterable[str], since: datetime) -> None:
+    """Stored mail counts per address since ``since``, for a whole batch in one query."""
+    wanted = list(set(addresses))
+    recent = dict.fromkeys(wanted, 0)
+    for start in range(0, len(wanted), 500):
+        stmt = (
+            select(OutboxMessage.rcpt_to, func.count(OutboxMessage.id))
+            .where(OutboxMessage.rcpt_to.in_(wanted[start:start + 500]), OutboxMessage.created_at >= since)
+            .group_by(OutboxMessage.rcpt_to)
+        )
+        recent.update({rcpt: int(n) for rcpt, n in session.execute(stmt).all()})
+    session.info["recent_mails"] = recent
 
 
 def count_queued(session: Session, rcpt_to: str) -> None:

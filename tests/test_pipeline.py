@@ -334,3 +334,21 @@ def test_events_record_the_rules_that_classified(app: App) -> None:
         ev = s.execute(select(Event).where(Event.action == "classified")).scalars().one()
     assert ev.new == "P1"
     assert "p1" in ev.detail.lower() and number
+
+
+def test_batches_take_case_numbers_without_gaps(app: App) -> None:
+    """Numbers are reserved in a block per batch; the unused rest is given back."""
+    first = app.pipeline.ingest_batch([(mail(subject=f"批次一 {i}"), SRC) for i in range(5)])
+    number = first[0].case_number
+    # a batch mixing new cases, a reply, a duplicate and garbage
+    second = app.pipeline.ingest_batch([
+        (mail(subject=f"Re: [{number}] 补充"), SRC),
+        (mail(subject="批次二 新问题"), SRC),
+        ((DATA / "garbage.eml").read_bytes(), SRC),
+        (mail(message_id="<same@customer.cn>"), SRC),
+        (mail(message_id="<same@customer.cn>"), SRC),
+    ])
+    assert [r.outcome for r in second] == ["reply", "new", "quarantined", "new", "duplicate"]
+    third = app.pipeline.ingest(mail(subject="批次三"), SRC)
+    seqs = [int(r.case_number.rsplit("-", 1)[1]) for r in [*first, second[1], second[3], third]]
+    assert seqs == list(range(1, 9))
