@@ -27,8 +27,13 @@ from casegate.storage.db import Database
 
 def load_policy(config: Config) -> Policy:
     where = str(config.path) if config.path else "<defaults>"
+    data = dict(config.extra.get("policy", {}))
+    # One time zone unless the admin sets another for the working calendar.
+    calendar = dict(data.get("calendar", {}))
+    calendar.setdefault("timezone", config.service.timezone)
+    data["calendar"] = calendar
     try:
-        return Policy.from_dict(config.extra.get("policy", {}), where)
+        return Policy.from_dict(data, where)
     except PolicyError as exc:
         raise ConfigError(str(exc)) from None
 

@@ -137,7 +137,8 @@ def _case_dict(case, full: bool) -> dict:
             for m in case.messages
         ]
         out["events"] = [
-            {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "old": e.old, "new": e.new}
+            {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "old": e.old, "new": e.new,
+             "detail": json.loads(e.detail) if e.detail else None}
             for e in case.events
         ]
     return out
@@ -313,6 +314,8 @@ def _extensions():
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from casegate.storage.db import DatabaseUnavailable
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command != "run":  # the daemon configures logging from its config
@@ -323,6 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"casegate: configuration error: {exc}", file=sys.stderr)
         return EX_CONFIG
+    except DatabaseUnavailable as exc:  # any command, e.g. at App() start-up (migrate)
+        print(f"casegate: database unavailable: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -336,7 +336,7 @@ def build_config(data: dict[str, Any], path: Path | None = None, base_dir: Path 
                 kind = item["kind"]
                 if kind not in SOURCE_KINDS:
                     raise ConfigError(
-                        f"{where} ({item['name']}): unknown kind {kind!r} "
+                        f"{where} ({item['name']}).kind: unknown kind {kind!r} "
                         f"(expected one of: {', '.join(SOURCE_KINDS)})"
                     )
                 srcs.append(build_section(SOURCE_KINDS[kind], item, where))

@@ -1,12 +1,15 @@
-"""Duration strings in configuration: "90s", "30m", "2h", "1d12h", "1w"."""
+"""Plain durations in configuration ("90s", "30m", "2h", "1d12h").
+
+One syntax for the whole file: this is the SLA policy's duration parser
+(daemon/policy.py), restricted to amounts of time, because working days
+("2wd") only mean something where a working calendar applies.
+"""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
-_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+from casegate.daemon.policy import Duration
 
 
 class DurationError(ValueError):
@@ -14,28 +17,12 @@ class DurationError(ValueError):
 
 
 def parse_duration(text: str) -> timedelta:
-    """Parse a compact duration; the error names the bad value."""
-    s = text.strip().replace(" ", "")
-    if not s:
-        raise DurationError(f"empty duration {text!r}")
-    pos, total = 0, 0.0
-    for m in _PART.finditer(s):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2).lower()]
-        pos = m.end()
-    if pos != len(s):
-        raise DurationError(f'invalid duration {text!r} (expected e.g. "90s", "30m", "2h", "1d12h")')
-    return timedelta(seconds=total)
+    """Parse a plain duration; the error names the bad value."""
+    try:
+        duration = Duration.parse(text)
+    except (TypeError, ValueError) as exc:
+        raise DurationError(str(exc)) from None
+    if duration.working_days:
+        raise DurationError(f"invalid duration {text!r}: working days (wd) are not allowed for this key")
+    return duration.delta
 
-
-def format_duration(td: timedelta) -> str:
-    secs = int(td.total_seconds())
-    if secs == 0:
-        return "0s"
-    out = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        n, secs = divmod(secs, size)
-        if n:
-            out.append(f"{n}{unit}")
-    return "".join(out)

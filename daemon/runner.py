@@ -103,6 +103,17 @@ class Daemon:
             except TimeoutError:
                 pass
 
+    async def _rules_loop(self) -> None:
+        """Look at the rule folder even while no mail arrives, so an admin's
+        edit is loaded (or its file:line error logged) within a second, not
+        only when the next message happens to be classified."""
+        rules = self.app.rules
+        while not self.stop_event.is_set():
+            try:
+                await asyncio.wait_for(self.stop_event.wait(), timeout=max(rules.check_interval, 0.1))
+            except TimeoutError:
+                await asyncio.to_thread(rules.current)  # never raises; reloads when the files changed
+
     async def _watchdog_loop(self, every: float) -> None:
         while not self.stop_event.is_set():
             systemd.notify("WATCHDOG=1")
@@ -135,7 +146,7 @@ class Daemon:
         self.loop.add_signal_handler(signal.SIGHUP, self.reload)
         await asyncio.to_thread(self.app.outbox.recover)
         await self._start_sources()
-        tasks = [asyncio.create_task(self._outbox_loop())]
+        tasks = [asyncio.create_task(self._outbox_loop()), asyncio.create_task(self._rules_loop())]
         every = systemd.watchdog_interval()
         if every:
             tasks.append(asyncio.create_task(self._watchdog_loop(every)))
