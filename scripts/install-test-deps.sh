@@ -54,6 +54,7 @@ have_tesseract_lang chi_sim || missing+=(tesseract-ocr-chi-sim)
 have_tesseract_lang chi_tra || missing+=(tesseract-ocr-chi-tra)
 have_cjk_font || missing+=(fonts-wqy-zenhei)
 command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 
 # Stop a packaged service that the install just started.  Only the system
 # instances (pid files under /run) are touched, never the throw-away servers

@@ -177,3 +177,28 @@ def test_database_outage_answers_451_then_accepts_after_it_returns(tmp_path: Pat
     log = d.log()
     assert "answered 451" in log
     assert log.count("outcome=new") == 1
+
+
+def test_starttls_is_offered_and_required_when_configured(tmp_path: Path, port: int) -> None:
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    d = DaemonProcess(tmp_path, listener_config(port, tls_cert_file=str(cert), tls_key_file=str(key),
+                                                require_tls=True)).start()
+    try:
+        with smtplib.SMTP("127.0.0.1", port) as s:
+            s.ehlo()
+            assert s.has_extn("starttls")
+            with pytest.raises(smtplib.SMTPSenderRefused):  # plain text refused: TLS required
+                s.sendmail("g@customer.cn", ["service@desk.example.cn"], mail(sender="g@customer.cn"))
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False
+        with smtplib.SMTP("127.0.0.1", port) as s:
+            s.starttls(context=context)
+            s.sendmail("g@customer.cn", ["service@desk.example.cn"], mail(sender="g@customer.cn"))
+    finally:
+        assert d.terminate() == 0
+    assert d.log().count("outcome=new") == 1
