@@ -13,13 +13,13 @@ from pathlib import Path
 
 from casegate.daemon.compose import Renderer
 from casegate.daemon.config import Config, ConfigError
-from casegate.daemon.fax_intake import install as install_fax_intake
+from casegate.daemon.fax.intake import install as install_fax_intake
 from casegate.daemon.mailer import make_transport
 from casegate.daemon.outbox import OutboxWorker
 from casegate.daemon.pipeline import Pipeline, utcnow
-from casegate.daemon.policy import Policy, PolicyError
-from casegate.daemon.scheduler import install as install_timekeeping
-from casegate.daemon.workflow import build_workflow
+from casegate.daemon.timekeeping.policy import Policy, PolicyError
+from casegate.daemon.timekeeping.scheduler import install as install_timekeeping
+from casegate.daemon.workflow.conversation import build_workflow
 from casegate.rules import RuleStore, default_folder
 from casegate.storage.blobs import BlobStore
 from casegate.storage.db import Database
@@ -65,10 +65,10 @@ class App:
         self.pipeline = Pipeline(config, self.db, self.rules, self.policy, self.renderer, self.blobs, clock)
         self.fax = install_fax_intake(self.pipeline, config)  # validates [fax]; OCR and fax replies
         # Staff directory, signed reply addresses and engineers' commands
-        # (daemon/workflow.py); ``self.staff`` is what escalation asks for roles.
+        # (daemon/workflow/conversation.py); ``self.staff`` is what escalation asks for roles.
         self.workflow = build_workflow(config, self.pipeline)
         self.staff = self.workflow.staff
-        # SLA timers, aftercare (confirm, survey, recurrence) and vendor mail (daemon/scheduler.py).
+        # SLA timers, aftercare (confirm, survey, recurrence) and vendor mail (daemon/timekeeping/scheduler.py).
         install_timekeeping(self)
         self.transport = make_transport(config.outgoing, config.resolve(config.outgoing.maildir))
         self.outbox = OutboxWorker(self.db, self.transport, config.outgoing, clock)

@@ -1,7 +1,7 @@
 """Plain durations in configuration ("90s", "30m", "2h", "1d12h").
 
 One syntax for the whole file: this is the SLA policy's duration parser
-(daemon/policy.py), restricted to amounts of time, because working days
+(daemon/timekeeping/policy.py), restricted to amounts of time, because working days
 ("2wd") only mean something where a working calendar applies.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from casegate.daemon.policy import Duration
+from casegate.daemon.timekeeping.policy import Duration
 
 
 class DurationError(ValueError):

@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 
 from casegate.daemon.compose import Renderer, build_message, local_time, make_address
 from casegate.daemon.config import Config
-from casegate.daemon.fax_customer import fax_customer
+from casegate.daemon.fax.customer import fax_customer
 from casegate.daemon.outbox import enqueue
-from casegate.daemon.policy import Duration, Policy
+from casegate.daemon.timekeeping.policy import Duration, Policy
 from casegate.daemon.threader import Threader
 from casegate.parsers import ParseError, parse_message
 from casegate.parsers.message import Attachment as ParsedAttachment
@@ -120,12 +120,12 @@ class Pipeline:
         self.after_store: list[Callable[..., None]] = []
         # Is this sender one of our staff? Staff mail never creates a
         # customer, an acknowledgement, a new case or a "closed case" reopen:
-        # the workflow (daemon/workflow.py) decides what it means.
+        # the workflow (daemon/workflow/conversation.py) decides what it means.
         self.is_staff: Callable[[str | None], bool] = lambda address: False
         # Called with (session, message row, parsed) when staff mail threads
         # to no case, so the sender can be told instead of a case being opened.
         self.unthreaded_staff: list[Callable[..., None]] = []
-        # Fax handling (daemon/fax_intake.py) plugs in here. Prepare hooks
+        # Fax handling (daemon/fax/intake.py) plugs in here. Prepare hooks
         # run outside the transaction (OCR is slow) and may replace
         # prep.parsed or set prep.text_override; classify hooks may adjust a
         # classification; reply_route picks where an acknowledgement goes

@@ -20,7 +20,7 @@ from casegate.daemon.app import App
 from casegate.daemon.config import Config, ConfigError, ImapSourceConfig, SmtpSourceConfig, SpoolSourceConfig, load_config
 from casegate.daemon.mailer import make_transport
 from casegate.daemon.pipeline import IngestResult
-from casegate.daemon.scheduler import start as start_scheduler
+from casegate.daemon.timekeeping.scheduler import start as start_scheduler
 from casegate.daemon.source_state import SourceStatus
 from casegate.daemon.sources.imap import ImapSource
 from casegate.daemon.sources.smtp import start_listener
@@ -181,6 +181,6 @@ class Daemon:
 
 def run_daemon(config: Config, config_arg: str | None) -> int:
     daemon = Daemon(config, config_arg)
-    daemon.extra_tasks.append(start_scheduler)  # SLA sweeps (daemon/scheduler.py)
+    daemon.extra_tasks.append(start_scheduler)  # SLA sweeps (daemon/timekeeping/scheduler.py)
     return asyncio.run(daemon.run())
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from casegate.daemon.app import App
 from casegate.daemon.config import build_config
 from casegate.daemon.pipeline import Source
-from casegate.daemon.scheduler import run_sweeps
+from casegate.daemon.timekeeping.scheduler import run_sweeps
 from casegate.storage import repository as repo
 from casegate.storage.models import Case, CaseTimer
 

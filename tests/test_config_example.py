@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from casegate.daemon import vendors as vendors_mod
+from casegate.daemon.timekeeping import vendors as vendors_mod
 from casegate.daemon.app import App
 from casegate.daemon.config import (
     KNOWN_EXTRA_SECTIONS,
@@ -36,12 +36,12 @@ from casegate.daemon.config import (
     load_config,
     read_secret,
 )
-from casegate.daemon.fax_config import FaxConfig, load_fax_config
-from casegate.daemon.policy import ComplaintPolicy, Policy, PolicyError, PriorityPolicy
-from casegate.daemon.scheduler import SchedulerConfig
-from casegate.daemon.security import SecurityConfig
-from casegate.daemon.staff import StaffDirectory, StaffMember
-from casegate.daemon.vendors import Vendor, VendorDirectory
+from casegate.daemon.fax.config import FaxConfig, load_fax_config
+from casegate.daemon.timekeeping.policy import ComplaintPolicy, Policy, PolicyError, PriorityPolicy
+from casegate.daemon.timekeeping.scheduler import SchedulerConfig
+from casegate.daemon.workflow.security import SecurityConfig
+from casegate.daemon.workflow.staff import StaffDirectory, StaffMember
+from casegate.daemon.timekeeping.vendors import Vendor, VendorDirectory
 from casegate.parsers.fax import FaxPattern
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"

@@ -1,4 +1,4 @@
-"""Tests for the SLA policy configuration (casegate.daemon.policy)."""
+"""Tests for the SLA policy configuration (casegate.daemon.timekeeping.policy)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from casegate.daemon.policy import (
+from casegate.daemon.timekeeping.policy import (
     ComplaintPolicy,
     Duration,
     EscalationStep,
@@ -17,7 +17,7 @@ from casegate.daemon.policy import (
     calendar_from_dict,
     parse_duration,
 )
-from casegate.daemon.worktime import WallClock, WorkCalendar
+from casegate.daemon.timekeeping.worktime import WallClock, WorkCalendar
 
 SH = ZoneInfo("Asia/Shanghai")
 WHERE = "casegate.toml"

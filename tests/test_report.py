@@ -6,7 +6,7 @@ import pytest
 from sla_support import Clock, ingest, mail, make_app, sh
 from test_sla_lifecycle import test_p1_friday_evening_lifecycle as run_lifecycle
 
-from casegate.daemon.report import month_bounds, render_html
+from casegate.daemon.timekeeping.report import month_bounds, render_html
 
 
 def test_monthly_report_of_that_history(tmp_path, smtp_sink, capsys) -> None:

@@ -18,7 +18,7 @@ from sla_support import (
 )
 from sqlalchemy import func, select
 
-from casegate.daemon.scheduler import run_sweeps
+from casegate.daemon.timekeeping.scheduler import run_sweeps
 from casegate.storage.models import OutboxMessage
 
 P2_TEXT = "系统性能严重下降，部分功能故障。"

@@ -1,10 +1,10 @@
-"""Unit tests for the pure reply readers in casegate.daemon.survey."""
+"""Unit tests for the pure reply readers in casegate.daemon.timekeeping.survey."""
 
 from __future__ import annotations
 
 import pytest
 
-from casegate.daemon.survey import is_confirmation, is_recurrence, parse_score, read_reply
+from casegate.daemon.timekeeping.survey import is_confirmation, is_recurrence, parse_score, read_reply
 
 
 @pytest.mark.parametrize(

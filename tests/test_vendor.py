@@ -11,7 +11,7 @@ from sla_support import (
 from sqlalchemy import select
 
 from casegate.daemon.config import ConfigError, build_config
-from casegate.daemon.vendors import VendorDirectory
+from casegate.daemon.timekeeping.vendors import VendorDirectory
 from casegate.storage.models import Customer, VendorCase
 
 

@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from casegate.daemon.handoff import VendorRequest
+from casegate.daemon.workflow.handoff import VendorRequest
 from helpers import mail
 from workflow_support import (
     CUSTOMER,
@@ -112,7 +112,7 @@ def test_assign_notifies_the_new_assignee(app, smtp_sink) -> None:
 def test_reopen_merge_and_vendor(app, smtp_sink) -> None:
     handed: list[VendorRequest] = []
     # Only this module's hook under test; the vendor escalation's own handler
-    # (daemon/vendors.py) is tested with its configuration elsewhere.
+    # (daemon/timekeeping/vendors.py) is tested with its configuration elsewhere.
     app.workflow.vendors.handlers.clear()
     app.workflow.vendors.known_vendor = None
     app.workflow.vendors.add(lambda session, case, req: handed.append(req))

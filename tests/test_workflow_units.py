@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from casegate.daemon import commands
-from casegate.daemon.auth_results import authenticated_by, parse as parse_ar
+from casegate.daemon.workflow import commands
+from casegate.daemon.workflow.auth_results import authenticated_by, parse as parse_ar
 from casegate.daemon.cli import main as cli_main
 from casegate.daemon.config import ConfigError, build_config
-from casegate.daemon.reply_address import ReplyAddressSigner
-from casegate.daemon.security import SecurityConfig
-from casegate.daemon.staff import StaffDirectory
-from casegate.daemon.workflow import is_history_request
+from casegate.daemon.workflow.reply_address import ReplyAddressSigner
+from casegate.daemon.workflow.security import SecurityConfig
+from casegate.daemon.workflow.staff import StaffDirectory
+from casegate.daemon.workflow.conversation import is_history_request
 from casegate.parsers import parse_message
 from helpers import mail
 

@@ -1,4 +1,4 @@
-"""Tests for the working-time calendar (casegate.daemon.worktime).
+"""Tests for the working-time calendar (casegate.daemon.timekeeping.worktime).
 
 Dates are checked against chinesecalendar's 2026 data first, so that a change
 in the upstream data shows up as a clear precondition failure, not as a
@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 import chinese_calendar
 import pytest
 
-from casegate.daemon import worktime
-from casegate.daemon.worktime import MAX_SCAN_DAYS, TimeBasis, WallClock, WorkCalendar
+from casegate.daemon.timekeeping import worktime
+from casegate.daemon.timekeeping.worktime import MAX_SCAN_DAYS, TimeBasis, WallClock, WorkCalendar
 
 SH = ZoneInfo("Asia/Shanghai")
 H = timedelta(hours=1)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from casegate.daemon.compose import clean_header
 from casegate.daemon.config import Config, SpoolSourceConfig
-from casegate.daemon.fax_config import load_fax_config
+from casegate.daemon.fax.config import load_fax_config
 from casegate.daemon.faults import fault_point
 from casegate.daemon.pipeline import IngestResult, Pipeline, Source
 from casegate.daemon.source_state import SourceStatus

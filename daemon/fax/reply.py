@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from casegate.daemon.fax_config import FaxConfig
+from casegate.daemon.fax.config import FaxConfig
 from casegate.parsers.message import ParsedMessage
 from casegate.storage.models import Customer
 

@@ -26,7 +26,7 @@ from sqlalchemy import and_, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from casegate.daemon.policy import Policy
+from casegate.daemon.timekeeping.policy import Policy
 from casegate.storage.models import Case, CaseTimer
 
 # Case states. Escalation runs until resolution; status updates only while

@@ -14,7 +14,7 @@ the pipeline's hooks (see :func:`install`):
 * ``record`` (after store): events ``fax-received`` and ``fax-not-read``
   (with the reason) on the case, so an operator sees what happened;
 * ``reply_route``: acknowledgements to fax-only customers go through the
-  e-mail-to-fax gateway (daemon/fax_reply.py).
+  e-mail-to-fax gateway (daemon/fax/reply.py).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from casegate.daemon.config import Config, ImapSourceConfig, SpoolSourceConfig
-from casegate.daemon.fax_config import FaxConfig, load_fax_config
-from casegate.daemon.fax_reply import ReplyRoute, customer_route, reply_route
+from casegate.daemon.fax.config import FaxConfig, load_fax_config
+from casegate.daemon.fax.reply import ReplyRoute, customer_route, reply_route
 from casegate.parsers.fax import extract_fax_info
 from casegate.parsers.language import guess_language
 from casegate.parsers.message import Attachment, FaxInfo, ParsedMessage

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from casegate.daemon.config import Config, ConfigError, build_section, read_secret
-from casegate.daemon.reply_address import MIN_TOKEN_LENGTH
+from casegate.daemon.workflow.reply_address import MIN_TOKEN_LENGTH
 
 SECRET_FILE_NAME = "secret.key"
 

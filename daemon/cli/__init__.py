@@ -308,9 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions():
     """Subcommands defined next to the code they drive (run, status, rules)."""
-    from casegate.daemon import cli_daemon, cli_report, cli_rules, cli_staff
+    from casegate.daemon.cli import daemon, report, rules, staff
 
-    return [cli_daemon.register, cli_rules.register, cli_staff.register, cli_report.register]
+    return [daemon.register, rules.register, staff.register, report.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

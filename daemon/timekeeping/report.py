@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from casegate.daemon.policy import Policy
+from casegate.daemon.timekeeping.policy import Policy
 from casegate.storage.models import Case, Event, SurveyResponse
 
 LONGEST = 5

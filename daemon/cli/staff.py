@@ -13,7 +13,7 @@ from casegate.daemon.cli import EX_OK, _config
 
 
 def cmd_staff_list(args: argparse.Namespace) -> int:
-    from casegate.daemon.staff import StaffDirectory
+    from casegate.daemon.workflow.staff import StaffDirectory
 
     directory = StaffDirectory.from_config(_config(args))
     members = [m for m in directory if not args.queue or m.takes(args.queue)]

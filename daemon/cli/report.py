@@ -11,8 +11,8 @@ from casegate.daemon.cli import EX_OK, EX_USAGE, _app
 
 def cmd_report(args: argparse.Namespace) -> int:
     from casegate.daemon.pipeline import utcnow
-    from casegate.daemon.report import compute, default_month, render
-    from casegate.daemon.scheduler import SchedulerConfig
+    from casegate.daemon.timekeeping.report import compute, default_month, render
+    from casegate.daemon.timekeeping.scheduler import SchedulerConfig
 
     app = _app(args)
     tz = app.config.service.timezone

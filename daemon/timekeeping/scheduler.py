@@ -2,7 +2,7 @@
 
 APScheduler 3 runs one interval job inside ``casegate run``. The job does
 not hold any state of its own: every sweep reads due work from the database
-(``case_timer`` rows, see daemon/timers.py), so a restarted daemon, or a
+(``case_timer`` rows, see daemon/timekeeping/timers.py), so a restarted daemon, or a
 second daemon on the same PostgreSQL, simply picks up where things are. As
 APScheduler's FAQ warns, job stores cannot be shared between processes;
 ours is a plain in-memory store and the sharing happens in our own tables.
@@ -37,7 +37,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from casegate.daemon import aftercare, sla, timers, vendors
+from casegate.daemon.timekeeping import aftercare, sla, timers, vendors
 from casegate.daemon.config import ConfigError
 from casegate.daemon.durations import DurationError, parse_duration
 from casegate.storage.models import Case, CaseTimer

@@ -3,15 +3,15 @@ the customer conversation.
 
 Engineers never log in. Each new case is assigned within its queue and the
 assignee gets a notification whose Reply-To is a signed plus-address of the
-service mailbox (daemon/reply_address.py). The engineer works the case by
-replying: command lines at the top change the case (daemon/commands.py),
+service mailbox (daemon/workflow/reply_address.py). The engineer works the case by
+replying: command lines at the top change the case (daemon/workflow/commands.py),
 the remaining text goes to the customer from the service address, in the
 case's thread. Customer replies come back to the assignee the same way.
 
 Trust: commands and relayed text are accepted only from a configured staff
 address that *proves* it sent the mail -- by replying to a reply address
 issued to that very address, or by a pass in an Authentication-Results
-header written by a trusted authserv-id (daemon/auth_results.py). Anything
+header written by a trusted authserv-id (daemon/workflow/auth_results.py). Anything
 else is stored on the case as an internal message, and the case gets a
 ``command-refused`` / ``reply-refused`` event saying why. A customer's mail
 is never parsed for commands at all.
@@ -42,15 +42,15 @@ from email.headerregistry import Address as HeaderAddress
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from casegate.daemon import commands as cmdlib
-from casegate.daemon.auth_results import authenticated_by
+from casegate.daemon.workflow import commands as cmdlib
+from casegate.daemon.workflow.auth_results import authenticated_by
 from casegate.daemon.compose import Renderer, build_message, local_time, make_address
 from casegate.daemon.config import Config
-from casegate.daemon.handoff import VendorHandoffRegistry, VendorRequest
+from casegate.daemon.workflow.handoff import VendorHandoffRegistry, VendorRequest
 from casegate.daemon.outbox import enqueue
-from casegate.daemon.reply_address import ReplyAddressSigner
-from casegate.daemon.security import SecurityConfig, load_secret
-from casegate.daemon.staff import StaffDirectory, StaffMember
+from casegate.daemon.workflow.reply_address import ReplyAddressSigner
+from casegate.daemon.workflow.security import SecurityConfig, load_secret
+from casegate.daemon.workflow.staff import StaffDirectory, StaffMember
 from casegate.parsers.message import ParsedMessage
 from casegate.storage import repository as repo
 from casegate.storage.blobs import BlobStore

@@ -32,11 +32,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from casegate.daemon import notices, timers
+from casegate.daemon.timekeeping import notices, timers
 from casegate.daemon.compose import build_message, local_time, make_address
 from casegate.daemon.config import Config, ConfigError
 from casegate.daemon.outbox import enqueue
-from casegate.daemon.policy import Duration
+from casegate.daemon.timekeeping.policy import Duration
 from casegate.parsers.message import ParsedMessage
 from casegate.storage import repository as repo
 from casegate.storage.models import Attachment, Case, CaseTimer, Message, VendorCase

@@ -69,7 +69,7 @@ def staff_directory(ctx: Any) -> Any:
     """The staff directory of the running app (built from config when absent)."""
     found = getattr(ctx, "staff", None)
     if found is None:
-        from casegate.daemon.staff import StaffDirectory
+        from casegate.daemon.workflow.staff import StaffDirectory
 
         found = StaffDirectory.from_config(ctx.config)
         try:
@@ -85,8 +85,8 @@ def reply_signer(ctx: Any) -> Any | None:
     if signer is not None:
         return signer
     try:
-        from casegate.daemon.reply_address import ReplyAddressSigner
-        from casegate.daemon.security import SecurityConfig, load_secret
+        from casegate.daemon.workflow.reply_address import ReplyAddressSigner
+        from casegate.daemon.workflow.security import SecurityConfig, load_secret
 
         sec = SecurityConfig.from_config(ctx.config)
         signer = ReplyAddressSigner(load_secret(ctx.config, sec), ctx.config.service.address, sec.token_length)
@@ -113,7 +113,7 @@ class Requester:
 
 def requester(session: Session, ctx: Any, case: Case) -> Requester | None:
     """Who the customer is on this case: the first inbound sender who is not staff or a vendor."""
-    from casegate.daemon.vendors import vendor_for_address
+    from casegate.daemon.timekeeping.vendors import vendor_for_address
 
     staff = staff_directory(ctx)
     inbound = session.execute(
