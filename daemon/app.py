@@ -16,6 +16,7 @@ from casegate.daemon.config import Config, ConfigError
 from casegate.daemon.fax.intake import install as install_fax_intake
 from casegate.daemon.mailer import make_transport
 from casegate.daemon.outbox import OutboxWorker
+from casegate.daemon.parse_pool import ParsePool
 from casegate.daemon.pipeline import Pipeline, utcnow
 from casegate.daemon.timekeeping.policy import Policy, PolicyError
 from casegate.daemon.timekeeping.scheduler import install as install_timekeeping
@@ -63,6 +64,7 @@ class App:
         self.renderer = Renderer(default_language=config.service.default_language)
         self.blobs = BlobStore(config.attachments_dir)
         self.pipeline = Pipeline(config, self.db, self.rules, self.policy, self.renderer, self.blobs, clock)
+        self.pipeline.parse_pool = ParsePool(config.service.parse_workers)
         self.fax = install_fax_intake(self.pipeline, config)  # validates [fax]; OCR and fax replies
         # Staff directory, signed reply addresses and engineers' commands
         # (daemon/workflow/conversation.py); ``self.staff`` is what escalation asks for roles.
@@ -74,4 +76,5 @@ class App:
         self.outbox = OutboxWorker(self.db, self.transport, config.outgoing, clock)
 
     def close(self) -> None:
+        self.pipeline.parse_pool.close()
         self.db.dispose()

@@ -44,6 +44,9 @@ class ServiceConfig:
     timezone: str = "Asia/Shanghai"
     # Loop protection: automatic mails to one address per rolling hour.
     max_auto_mails_per_hour: int = 10
+    # Worker processes that parse fetched batches while the previous batch
+    # is stored (0: parse in the daemon process).
+    parse_workers: int = 1
 
     @property
     def domain(self) -> str:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from email.header import decode_header, make_header
 from email.message import Message
 
-from sqlalchemy import or_, select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from casegate.daemon.compose import to_wire
@@ -169,31 +169,34 @@ class OutboxWorker:
         return released
 
     def _claim(self, limit: int) -> list[Outgoing]:
+        """Take a lease on up to ``limit`` due rows (Core statements: this runs
+        beside ingestion, so it keeps its share of the write lock short)."""
         now = self.clock()
+        t = OutboxMessage.__table__
         with self.db.transaction() as s:
             stmt = (
-                select(OutboxMessage)
-                .where(
-                    or_(OutboxMessage.state == "queued", OutboxMessage.state == "sending"),
-                    OutboxMessage.next_attempt_at <= now,
-                )
-                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+                select(t.c.id, t.c.message_id, t.c.mail_from, t.c.rcpt_to, t.c.raw, t.c.state)
+                .where(t.c.state.in_(("queued", "sending")), t.c.next_attempt_at <= now)
+                .order_by(t.c.next_attempt_at, t.c.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
-            rows = list(s.execute(stmt).scalars())
-            claimed = []
-            for row in rows:
+            claimed, recovered = [], []
+            for row in s.execute(stmt):
                 item = Outgoing(row.id, row.message_id, row.mail_from, tuple(row.rcpt_to.split(",")), row.raw)
                 if row.state == "sending" and self.transport.already_delivered(item):
-                    # Delivered before a crash; only the bookkeeping was lost.
-                    row.state, row.sent_at, row.last_error = "sent", now, None
-                    continue
-                row.state = "sending"
-                row.claimed_by = self.holder
-                row.attempts += 1
-                row.next_attempt_at = now + LEASE
-                claimed.append(item)
+                    recovered.append(row.id)  # delivered before a crash; only the bookkeeping was lost
+                else:
+                    claimed.append(item)
+            if recovered:
+                s.execute(update(t).where(t.c.id.in_(recovered)).values(state="sent", sent_at=now, last_error=None))
+            if claimed:
+                s.execute(
+                    update(t)
+                    .where(t.c.id.in_([i.id for i in claimed]))
+                    .values(state="sending", claimed_by=self.holder, attempts=t.c.attempts + 1,
+                            next_attempt_at=now + LEASE)
+                )
         return claimed
 
     def _backoff(self, attempts: int) -> timedelta:
@@ -203,12 +206,19 @@ class OutboxWorker:
     def _record(self, results: dict[int, DeliveryResult]) -> SendReport:
         now = self.clock()
         report = SendReport()
+        t = OutboxMessage.__table__
         with self.db.transaction() as s:
-            rows = s.execute(select(OutboxMessage).where(OutboxMessage.id.in_(list(results)))).scalars()
-            for row in rows:
+            sent = [i for i, r in results.items() if r.ok and r.error is None]
+            if sent:  # the common case, in one statement
+                s.execute(update(t).where(t.c.id.in_(sent)).values(state="sent", sent_at=now, last_error=None))
+                report.sent += len(sent)
+            others = [i for i in results if i not in set(sent)]
+            if not others:
+                return report
+            for row in s.execute(select(OutboxMessage).where(OutboxMessage.id.in_(others))).scalars():
                 res = results[row.id]
                 row.last_error = res.error
-                if res.ok:
+                if res.ok:  # delivered, with a note (e.g. some recipients refused)
                     row.state, row.sent_at = "sent", now
                     report.sent += 1
                 elif res.permanent or now - row.created_at >= self.cfg.give_up_after:

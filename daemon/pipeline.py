@@ -27,7 +27,7 @@ from casegate.daemon.fax.customer import fax_customer
 from casegate.daemon.outbox import enqueue
 from casegate.daemon.timekeeping.policy import Duration, Policy
 from casegate.daemon.threader import Threader
-from casegate.parsers import ParseError, parse_message
+from casegate.daemon.parse_pool import ParseOutcome, ParsePool, parse_outcome
 from casegate.parsers.message import Attachment as ParsedAttachment
 from casegate.parsers.message import ParsedMessage
 from casegate.rules import Classification, ClassifyInput, RuleStore
@@ -113,6 +113,9 @@ class Pipeline:
         self.renderer = renderer
         self.blobs = blobs
         self.clock = clock
+        # Sources that fetch in batches parse them here, beside the store
+        # (App sizes it from service.parse_workers; 0 = parse inline).
+        self.parse_pool = ParsePool(0)
         self.threader = Threader(config.service.case_number_format)
         self.own_addresses = {config.service.address.lower()}
         # Called after each stored message with (session, case, message row,
@@ -145,13 +148,19 @@ class Pipeline:
     def ingest(self, raw: bytes, source: Source) -> IngestResult:
         return self.ingest_batch([(raw, source)])[0]
 
-    def ingest_batch(self, items: Sequence[tuple[bytes, Source]]) -> list[IngestResult]:
+    def ingest_batch(
+        self, items: Sequence[tuple[bytes, Source]], parsed: Sequence[ParseOutcome] | None = None
+    ) -> list[IngestResult]:
         """Ingest several messages in one transaction; results in input order.
 
+        ``parsed`` holds the items already parsed (daemon.parse_pool), one
+        outcome per item; without it they are parsed here.
         Raises DatabaseUnavailable when nothing could be committed: the
         caller must keep the messages and retry.
         """
-        prepared = [self._prepare(raw, src) for raw, src in items]
+        if parsed is None:
+            parsed = [parse_outcome(raw) for raw, _src in items]
+        prepared = [self._prepare(raw, src, outcome) for (raw, src), outcome in zip(items, parsed)]
         try:
             try:
                 results = self._commit(prepared, isolated=len(prepared) == 1)
@@ -177,17 +186,14 @@ class Pipeline:
 
     # ------------------------------------------------------------ stages
 
-    def _prepare(self, raw: bytes, source: Source) -> _Prepared:
+    def _prepare(self, raw: bytes, source: Source, outcome: ParseOutcome) -> _Prepared:
         prep = _Prepared(raw=raw, source=source, sha256=hashlib.sha256(raw).hexdigest())
-        try:
-            prep.parsed = parse_message(raw)
-        except ParseError as exc:
-            prep.error = f"cannot parse: {exc.reason}"
+        if isinstance(outcome, str):
+            prep.error = outcome
+            if outcome.startswith("parser error"):
+                log.error("parser crashed on a message from %s: %s", source.name, outcome)
             return prep
-        except Exception as exc:  # a parser bug must not lose the message
-            log.exception("parser crashed on a message from %s", source.name)
-            prep.error = f"parser error: {type(exc).__name__}: {exc}"
-            return prep
+        prep.parsed = outcome
         prep.dedupe_key = dedupe_key(prep.parsed, prep.sha256)
         try:
             prep.blobs = [(att, self.blobs.put(att.content)) for att in prep.parsed.attachments]

@@ -52,6 +52,14 @@ class SourceStopped(Exception):
 
 
 @dataclass
+class _Batch:
+    """Fetched messages whose parsing is under way in the parse pool."""
+
+    msgs: list["FetchedMessage"]
+    parsing: object  # a Future of the parse outcomes
+
+
+@dataclass
 class FetchedMessage:
     uid: int
     raw: bytes
@@ -229,18 +237,43 @@ class ImapSource:
     # ------------------------------------------------------------ one pass
 
     def drain(self) -> int:
-        """Process what is in the folder now; returns how many were handled."""
+        """Process what is in the folder now; returns how many were handled.
+
+        Batches overlap: while batch N is stored and moved, batch N+1 is
+        already fetched, marked and being parsed in a worker process.
+        """
         client = self.client
         assert client is not None
         uids = sorted(client.search(["ALL"]))
         self.status.polled()
-        if not uids:
-            return 0
         handled = 0
-        for start in range(0, len(uids), self.cfg.batch_size):
-            if self.stop.is_set():
-                break
-            handled += self._process(uids[start:start + self.cfg.batch_size])
+        pending: _Batch | None = None
+        try:
+            for start in range(0, len(uids), self.cfg.batch_size):
+                if self.stop.is_set():
+                    break
+                fetched = self._fetch(uids[start:start + self.cfg.batch_size])
+                fault_point("imap.after_fetch")
+                fresh = [m for m in fetched if m.attempts == 0]
+                done, pending = pending, (self._begin(fresh) if fresh else None)
+                if done is not None:
+                    handled += self._finish(done)
+                # Messages that were in an unfinished batch go alone, so one
+                # poison message cannot take its neighbours down with it.
+                for msg in (m for m in fetched if m.attempts > 0):
+                    if self.stop.is_set():
+                        break
+                    if msg.attempts >= self.cfg.max_attempts:
+                        self._give_up(msg)
+                        handled += 1
+                    else:
+                        handled += self._finish(self._begin([msg]))
+            if pending is not None:
+                done, pending = pending, None
+                handled += self._finish(done)
+        finally:
+            if pending is not None:  # never stored: the attempt did not happen
+                self._unmark_attempt(pending.msgs)
         return handled
 
     def _fetch(self, uids: list[int]) -> list[FetchedMessage]:
@@ -254,26 +287,6 @@ class ImapSource:
             out.append(FetchedMessage(uid, item[b"BODY[]"], _attempts(item.get(b"FLAGS", ()))))
         return out
 
-    def _process(self, uids: list[int]) -> int:
-        fetched = self._fetch(uids)
-        fault_point("imap.after_fetch")
-        fresh = [m for m in fetched if m.attempts == 0]
-        retried = [m for m in fetched if m.attempts > 0]
-        count = 0
-        if fresh:
-            count += self._ingest(fresh)
-        # Messages that were in an unfinished batch go alone, so one poison
-        # message cannot take its neighbours down with it.
-        for msg in retried:
-            if self.stop.is_set():
-                break
-            if msg.attempts >= self.cfg.max_attempts:
-                self._give_up(msg)
-            else:
-                count += self._ingest([msg])
-            count += 1 if msg.attempts >= self.cfg.max_attempts else 0
-        return count
-
     def _mark_attempt(self, msgs: list[FetchedMessage]) -> None:
         assert self.client is not None
         by_try: dict[int, list[int]] = {}
@@ -282,11 +295,19 @@ class ImapSource:
         for n, uids in by_try.items():
             self.client.add_flags(uids, [f"{TRY_PREFIX}{n}".encode()], silent=True)
 
-    def _ingest(self, msgs: list[FetchedMessage]) -> int:
+    def _begin(self, msgs: list[FetchedMessage]) -> _Batch:
+        """Record the attempt on the server, then start parsing."""
         self._mark_attempt(msgs)
-        fault_point("imap.ingest", b"".join(m.raw for m in msgs))
+        return _Batch(msgs, self.pipeline.parse_pool.submit([m.raw for m in msgs]))
+
+    def _finish(self, batch: _Batch) -> int:
+        """Store a batch, then move its messages out of the folder."""
+        msgs = batch.msgs
+        raws = [m.raw for m in msgs]
+        fault_point("imap.ingest", b"".join(raws))
+        parsed = self.pipeline.parse_pool.results(batch.parsing, raws)
         try:
-            results = self.pipeline.ingest_batch([(m.raw, self.source) for m in msgs])
+            results = self.pipeline.ingest_batch([(raw, self.source) for raw in raws], parsed)
         except DatabaseUnavailable:
             # Not the messages' fault: take the attempt back.
             self._unmark_attempt(msgs)
