@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+import email.policy
 from email import encoders
 from email.header import Header
 from email.headerregistry import Address as HeaderAddress
@@ -77,7 +78,12 @@ def _header(text: str, name: str) -> Header:
 
 
 def _format_address(addr: HeaderAddress) -> str:
-    return formataddr((addr.display_name, addr.addr_spec), charset="utf-8")
+    if addr.addr_spec.isascii():
+        return formataddr((addr.display_name, addr.addr_spec), charset="utf-8")
+    # An internationalized address (RFC 6531/6532, e.g. 张三@example.cn) is
+    # written as UTF-8; to_wire and the SMTP transport then use SMTPUTF8.
+    name = Header(addr.display_name, "utf-8").encode() if addr.display_name else ""
+    return f"{name} <{addr.addr_spec}>" if name else addr.addr_spec
 
 
 def build_message(
@@ -145,8 +151,17 @@ def build_message(
 
 
 def to_wire(msg: Message) -> bytes:
-    """The message as SMTP sends it (CRLF line ends)."""
-    return msg.as_bytes(policy=WIRE_POLICY)
+    """The message as SMTP sends it (CRLF line ends).
+
+    A message to or from an internationalized address carries raw UTF-8
+    headers (RFC 6532) and is sent with SMTPUTF8.
+    """
+    if all(isinstance(v, Header) or str(v).isascii() for v in msg.values()):
+        return msg.as_bytes(policy=WIRE_POLICY)
+    for name, value in msg.items():
+        if isinstance(value, Header):  # the UTF-8 policy folds text, not Header objects
+            msg.replace_header(name, str(value))
+    return msg.as_bytes(policy=email.policy.SMTPUTF8)
 
 
 def message_id_of(msg: Message) -> str:

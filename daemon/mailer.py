@@ -148,8 +148,14 @@ class SmtpTransport:
 
     @staticmethod
     def _send_one(conn: smtplib.SMTP, item: Outgoing) -> DeliveryResult:
+        # Internationalized addresses (RFC 6531) need the relay's SMTPUTF8.
+        eai = not (item.mail_from.isascii() and all(r.isascii() for r in item.rcpt_to) and item.raw.isascii())
+        options = ["SMTPUTF8"] if eai and conn.has_extn("smtputf8") else []
+        if eai and not options and not all(r.isascii() for r in item.rcpt_to):
+            return DeliveryResult(ok=False, error="relay does not offer SMTPUTF8, needed for "
+                                  f"{', '.join(item.rcpt_to)}", permanent=True)
         try:
-            refused = conn.sendmail(item.mail_from, list(item.rcpt_to), item.raw)
+            refused = conn.sendmail(item.mail_from, list(item.rcpt_to), item.raw, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _msg in exc.recipients.values()]
             return DeliveryResult(ok=False, error=f"all recipients refused: {exc.recipients}", permanent=all(c >= 500 for c in codes))

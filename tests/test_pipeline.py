@@ -352,3 +352,19 @@ def test_batches_take_case_numbers_without_gaps(app: App) -> None:
     third = app.pipeline.ingest(mail(subject="批次三"), SRC)
     seqs = [int(r.case_number.rsplit("-", 1)[1]) for r in [*first, second[1], second[3], third]]
     assert seqs == list(range(1, 9))
+
+
+def test_internationalized_sender_address_gets_its_ack_over_smtputf8(tmp_path: Path, smtp_sink) -> None:
+    app = make_app(tmp_path, outgoing=sink_outgoing(smtp_sink))
+    raw = ("From: 张三 <张三@example.cn>\r\nTo: service@desk.example.cn\r\nSubject: 系统宕机\r\n"
+           "Message-ID: <eai-1@example.cn>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+           "核心系统宕机\r\n").encode()  # RFC 6532: raw UTF-8 headers
+    res = app.pipeline.ingest(raw, SRC)
+    assert res.outcome == "new"
+    assert app.outbox.send_due().sent == 1
+    got = smtp_sink.received[0]
+    assert list(got.rcpt_tos) == ["张三@example.cn"]
+    # RFC 6532 headers are UTF-8: parse them as text (the bytes parser would not)
+    msg = email.message_from_string(got.raw.decode("utf-8"), policy=email.policy.default)
+    assert msg["To"].addresses[0].addr_spec == "张三@example.cn"
+    assert f"[{res.case_number}]" in str(msg["Subject"])

@@ -20,6 +20,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                         datefmt="%Y-%m-%dT%H:%M:%S%z")
     # aiosmtpd logs every SMTP command at INFO; keep its warnings only.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per sweep otherwise
     try:
         return run_daemon(config, args.config)
     except DatabaseUnavailable as exc:
