@@ -377,7 +377,17 @@ class Pipeline:
         repo.add_event(session, case, now, "rules", "classified", new=result.priority,
                        detail=result.to_dict())
         message = self._add_message(session, case, prep, now)
-        self._acknowledge(session, case, parsed, now)
+        try:
+            # No savepoint (it would cost a flush per message): everything
+            # that can fail in composing comes before the first row is added.
+            self._acknowledge(session, case, parsed, now)
+        except (OperationalError, DatabaseUnavailable):
+            raise
+        except Exception as exc:
+            # The case matters more than its acknowledgement: keep the case,
+            # record why no acknowledgement went out.
+            log.exception("case=%s acknowledgement not queued", case.number)
+            repo.add_event(session, case, now, "system", "ack-failed", detail={"reason": f"{type(exc).__name__}: {exc}"})
         self._after(session, case, message, parsed, "new")
         return IngestResult("new", number, parsed.message_id)
 

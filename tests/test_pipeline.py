@@ -368,3 +368,16 @@ def test_internationalized_sender_address_gets_its_ack_over_smtputf8(tmp_path: P
     msg = email.message_from_string(got.raw.decode("utf-8"), policy=email.policy.default)
     assert msg["To"].addresses[0].addr_spec == "张三@example.cn"
     assert f"[{res.case_number}]" in str(msg["Subject"])
+
+
+def test_a_failing_acknowledgement_does_not_cost_the_case(app: App, monkeypatch) -> None:
+    def broken(*a, **kw):
+        raise ValueError("template exploded")
+
+    monkeypatch.setattr(app.pipeline.renderer, "render", broken)
+    res = app.pipeline.ingest(mail(), SRC)
+    assert res.outcome == "new"
+    case = case_of(app, res.case_number)
+    failed = [e for e in case.events if e.action == "ack-failed"]
+    assert failed and "template exploded" in failed[0].detail
+    assert count(app, OutboxMessage) == 0
