@@ -136,17 +136,20 @@ class ImapSource:
             except Exception:
                 pass
             raise
-        uidvalidity = int(info.get(b"UIDVALIDITY", 0))
+        self._note_uidvalidity(info)
+        self.status.connected(self._uidvalidity)
+        log.info("source=%s connected to %s:%s folder=%s move=%s", cfg.name, cfg.host, cfg.port, cfg.folder, self._has_move)
+        return client
+
+    def _note_uidvalidity(self, select_info: dict) -> None:
+        uidvalidity = int(select_info.get(b"UIDVALIDITY", 0))
         if self._uidvalidity is not None and uidvalidity != self._uidvalidity:
             # Nothing we keep depends on UIDs across sessions (the folder is
             # emptied as we go and dedupe is by Message-ID/content), so a
             # new UIDVALIDITY only needs a rescan, which every pass does.
             log.warning("source=%s UIDVALIDITY changed %s -> %s; rescanning folder",
-                        cfg.name, self._uidvalidity, uidvalidity)
+                        self.cfg.name, self._uidvalidity, uidvalidity)
         self._uidvalidity = uidvalidity
-        self.status.connected(uidvalidity)
-        log.info("source=%s connected to %s:%s folder=%s move=%s", cfg.name, cfg.host, cfg.port, cfg.folder, self._has_move)
-        return client
 
     def _disconnect(self) -> None:
         client, self.client = self.client, None
@@ -244,6 +247,10 @@ class ImapSource:
         """
         client = self.client
         assert client is not None
+        # Re-select on every pass: a folder deleted and recreated under this
+        # session gets a fresh view (and its new UIDVALIDITY) instead of a
+        # stale index the server may keep serving.
+        self._note_uidvalidity(client.select_folder(self.cfg.folder))
         uids = sorted(client.search(["ALL"]))
         self.status.polled()
         handled = 0
