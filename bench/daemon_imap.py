@@ -75,52 +75,55 @@ def main() -> int:
         messages = generate(args.n, reply_share=0.3)
         daemon = DaemonProcess(work, config, env={"BENCH_IMAP_PW": user.password})
         daemon.start()  # idle in IDLE on an empty mailbox
-        app = App(load_config(str(work / "casegate.toml")))
-        with user.client() as c:
-            t_first_append = time.perf_counter()
-            # MULTIAPPEND (RFC 3502) in chunks: the test client would otherwise
-            # be the bottleneck, not the daemon
-            for start in range(0, len(messages), 250):
-                c.multiappend("INBOX", messages[start:start + 250])
-        append_s = time.perf_counter() - t_first_append
-        t_start = t_first_append
+        try:
+            app = App(load_config(str(work / "casegate.toml")))
+            with user.client() as c:
+                t_first_append = time.perf_counter()
+                # MULTIAPPEND (RFC 3502) in chunks: the test client would otherwise
+                # be the bottleneck, not the daemon
+                for start in range(0, len(messages), 250):
+                    c.multiappend("INBOX", messages[start:start + 250])
+            append_s = time.perf_counter() - t_first_append
+            t_start = t_first_append
 
-        def queued() -> int:
-            with app.db.session() as s:
-                return s.execute(select(func.count(OutboxMessage.id))).scalar_one()
+            def queued() -> int:
+                with app.db.session() as s:
+                    return s.execute(select(func.count(OutboxMessage.id))).scalar_one()
 
-        wait_until(lambda: user.count("INBOX") == 0 and user.count("Processed") == args.n,
-                   timeout=600, interval=0.1, what="all messages processed")
-        t_done = time.perf_counter()
-        acks = queued()
-        total_s = t_done - t_first_append
-        print(f"messages:                 {args.n} (batch {args.batch}); {acks} acknowledgements queued")
-        print(f"append to Dovecot:        {append_s:.2f} s ({args.n / append_s:.0f}/s, the test client's own speed)")
-        print(f"first append -> drained:  {total_s:.2f} s  => {args.n / total_s:.0f} messages/s")
+            wait_until(lambda: user.count("INBOX") == 0 and user.count("Processed") == args.n,
+                       timeout=600, interval=0.1, what="all messages processed")
+            t_done = time.perf_counter()
+            acks = queued()
+            total_s = t_done - t_first_append
+            print(f"messages:                 {args.n} (batch {args.batch}); {acks} acknowledgements queued")
+            print(f"append to Dovecot:        {append_s:.2f} s ({args.n / append_s:.0f}/s, the test client's own speed)")
+            print(f"first append -> drained:  {total_s:.2f} s  => {args.n / total_s:.0f} messages/s")
 
-        if args.maildir:
+            if args.maildir:
+                print(f"daemon peak RSS:          {peak_rss_mib(daemon.proc.pid):.0f} MiB")
+                daemon.terminate()
+                app.close()
+                return 0
+            # latency with IDLE, one message at a time
+            wait_until(lambda: len(sink.received) >= acks, timeout=300, interval=0.2, what="acks sent")
+            sink.clear()
+            lat = []
+            for i in range(args.latency):
+                raw = mail(subject=f"latency probe {i}", sender=f"probe{i}@customer.cn")
+                t0 = time.perf_counter()
+                user.append("INBOX", raw)
+                sink.wait_for(i + 1, timeout=30)
+                lat.append(time.perf_counter() - t0)
+                time.sleep(0.2)
+            lat.sort()
+            p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
+            print(f"arrival -> ack (IDLE):    p50 {statistics.median(lat) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+                  f"max {lat[-1] * 1000:.0f} ms over {len(lat)} messages")
             print(f"daemon peak RSS:          {peak_rss_mib(daemon.proc.pid):.0f} MiB")
             daemon.terminate()
             app.close()
-            return 0
-        # latency with IDLE, one message at a time
-        wait_until(lambda: len(sink.received) >= acks, timeout=300, interval=0.2, what="acks sent")
-        sink.clear()
-        lat = []
-        for i in range(args.latency):
-            raw = mail(subject=f"latency probe {i}", sender=f"probe{i}@customer.cn")
-            t0 = time.perf_counter()
-            user.append("INBOX", raw)
-            sink.wait_for(i + 1, timeout=30)
-            lat.append(time.perf_counter() - t0)
-            time.sleep(0.2)
-        lat.sort()
-        p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
-        print(f"arrival -> ack (IDLE):    p50 {statistics.median(lat) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
-              f"max {lat[-1] * 1000:.0f} ms over {len(lat)} messages")
-        print(f"daemon peak RSS:          {peak_rss_mib(daemon.proc.pid):.0f} MiB")
-        daemon.terminate()
-        app.close()
+        finally:
+            daemon.kill()  # no-op after a clean stop; never leaves a daemon behind
     return 0
 
 
