@@ -136,6 +136,7 @@ class SpoolSourceConfig:
     failed_folder: str = "failed"
     poll_interval: timedelta = timedelta(seconds=5)
     settle_time: timedelta = timedelta(seconds=2)
+    max_attempts: int = 3
 
 
 SourceConfig = ImapSourceConfig | SmtpSourceConfig | SpoolSourceConfig
@@ -310,6 +311,8 @@ def _validate(cfg: Config, file: str) -> None:
                 raise ConfigError(f"{where}: xoauth2 needs oauth_token_file or oauth_token_command")
             if src.max_attempts < 1 or src.batch_size < 1:
                 raise ConfigError(f"{where}: max_attempts and batch_size must be at least 1")
+        if isinstance(src, SpoolSourceConfig) and src.max_attempts < 1:
+            raise ConfigError(f"{where}.max_attempts: must be at least 1")
         if isinstance(src, SmtpSourceConfig) and bool(src.tls_cert_file) != bool(src.tls_key_file):
             raise ConfigError(f"{where}: tls_cert_file and tls_key_file go together")
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from casegate.daemon.compose import Renderer, build_message, local_time, make_address
 from casegate.daemon.config import Config
 from casegate.daemon.fax.customer import fax_customer
+from casegate.daemon.fax.reply import choose_recipient
 from casegate.daemon.outbox import enqueue
 from casegate.daemon.timekeeping.policy import Duration, Policy
 from casegate.daemon.threader import Threader
@@ -498,16 +499,12 @@ class Pipeline:
 
     def _acknowledge(self, session: Session, case: Case, parsed: ParsedMessage, now: datetime) -> None:
         route = self.reply_route(case.customer, parsed) if self.reply_route is not None else None
-        if route is not None and route.address is None:
-            repo.add_event(session, case, now, "system", "ack-suppressed", detail={"reason": route.reason})
+        who = choose_recipient(route, parsed.sender_email, parsed.from_.name if parsed.from_ else "",
+                               lambda address: self.may_auto_answer(session, address, now))
+        if who.address is None:
+            repo.add_event(session, case, now, "system", "ack-suppressed", detail={"reason": who.refusal})
             return
-        to = route.address if route is not None else parsed.sender_email
-        name = route.name if route is not None else (parsed.from_.name if parsed.from_ else "")
-        refusal = self.may_auto_answer(session, to, now)
-        if refusal is not None:
-            repo.add_event(session, case, now, "system", "ack-suppressed", detail={"reason": refusal})
-            return
-        assert to is not None
+        to, name = who.address, who.name
         svc = self.config.service
         pri = self.policy.priority(case.priority)
         due = self.policy.first_response_due(case.priority, case.opened_at)
@@ -536,7 +533,7 @@ class Pipeline:
             now=now,
             in_reply_to=parsed.message_id,
             references=parsed.references,
-            attachments=route.attachments(subject, body) if route is not None else (),
+            attachments=who.attachments(subject, body),
         )
         enqueue(session, msg, kind="ack", case=case, mail_from=svc.address, rcpt_to=[to.lower()],
                 now=now, text=body)

@@ -67,7 +67,8 @@ def cases(app: App) -> list[Case]:
 
 
 def names(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    """The files in ``folder``, without the spool's own attempt counters."""
+    return sorted(p.name for p in folder.iterdir() if p.name != spool_mod.STATE_FOLDER) if folder.is_dir() else []
 
 
 def event_details(app: App, number: str, action: str) -> list[dict]:
@@ -292,3 +293,86 @@ def test_run_loop_stops_on_the_event(tmp_path: Path) -> None:
     assert (spool_dir(app) / "done" / "fax9.tif").exists()
     with app.db.session() as s:
         assert s.execute(select(func.count()).select_from(Case)).scalar_one() == 1
+
+
+# ---------------------------------------------------------------- poison files
+
+
+def test_attempt_counter_survives_and_is_taken_back_when_the_database_is_down(tmp_path: Path, monkeypatch) -> None:
+    from casegate.storage.db import DatabaseUnavailable
+
+    app = spool_app(tmp_path, FakeOcr(OUTAGE))
+    drop(app, FAX_NAME, render_tiff_or_fake())
+    src = source(app)
+
+    def down(raw: bytes, source) -> IngestResult:  # type: ignore[no-untyped-def]
+        raise DatabaseUnavailable("connection refused")
+
+    monkeypatch.setattr(app.pipeline, "ingest", down)
+    with pytest.raises(DatabaseUnavailable):
+        src.drain()
+    assert not (spool_dir(app) / spool_mod.STATE_FOLDER).exists()  # not the file's fault: no attempt counted
+    monkeypatch.undo()
+
+    # A counter left by processes that died on this very file: given up without being read again.
+    sha = __import__("hashlib").sha256(render_tiff_or_fake()).hexdigest()
+    src._set_attempts(FAX_NAME, sha, 3)
+    assert src._attempts(FAX_NAME, "other content") == 0
+    seen: list[IngestResult] = []
+    src.on_ingested = seen.extend
+    assert src.drain() == 1
+    assert [r.outcome for r in seen] == ["quarantined"] and cases(app) == []
+    assert names(spool_dir(app)) == ["failed"]
+    assert names(spool_dir(app) / "failed") == [FAX_NAME, FAX_NAME + ".error.txt"]
+    assert "gave up after 3" in (spool_dir(app) / "failed" / (FAX_NAME + ".error.txt")).read_text()
+    assert not (spool_dir(app) / spool_mod.STATE_FOLDER).exists()
+
+
+def test_poison_file_that_kills_the_daemon_is_set_aside(tmp_path: Path) -> None:
+    """A file that SIGKILLs `casegate run` every time ends in failed/ and the
+    quarantine after at most max_attempts crashes; the good file is a case."""
+    from casegate.daemon.config import load_config
+    from casegate.storage.models import Quarantine
+    from daemon_proc import DaemonProcess, wait_until
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "fax-POISON-PILL.tif").write_bytes(render_tiff_or_fake())
+    old = time.time() - 60
+    os.utime(spool / "fax-POISON-PILL.tif", (old, old))  # the oldest: taken first
+    (spool / "fax-good.tif").write_bytes(render_tiff_or_fake() + b"\x00")
+    config = {
+        "service": {"address": "service@desk.example.cn"},
+        "logging": {"level": "INFO"},
+        "fax": {"ocr": False},
+        "sources": [{"name": "faxspool", "kind": "spool", "path": "spool", "settle_time": "0s",
+                     "poll_interval": "1s", "max_attempts": 3}],
+    }
+
+    def pending() -> list[str]:
+        return [p.name for p in spool.iterdir() if p.is_file()]
+
+    runs = crashes = 0
+    while pending() and runs < 8:
+        runs += 1
+        d = DaemonProcess(tmp_path, config, env={"CASEGATE_FAULT": "spool.ingest~POISON-PILL"})
+        d.start(wait_ready=False)
+        try:
+            wait_until(lambda: d.proc.poll() is not None or not pending(), timeout=30, what="crash or drain")
+        finally:
+            if d.proc.poll() is None:
+                assert d.terminate() == 0
+            else:
+                crashes += d.wait_exit() == -9
+    assert not pending(), f"still not drained after {runs} runs: {pending()}"
+    assert (crashes, runs) == (3, 4)  # the poison file (taken first) cost exactly max_attempts crashes
+    assert names(spool / "done") == ["fax-good.tif"]
+    assert names(spool / "failed") == ["fax-POISON-PILL.tif", "fax-POISON-PILL.tif.error.txt"]
+    assert "gave up after 3 unfinished attempts" in (spool / "failed" / "fax-POISON-PILL.tif.error.txt").read_text()
+    assert not (spool / spool_mod.STATE_FOLDER).exists()
+    app = App(load_config(str(tmp_path / "casegate.toml")))
+    with app.db.session() as s:
+        (q,) = s.execute(select(Quarantine)).scalars().all()
+        assert q.source == "faxspool" and b"fax-POISON-PILL.tif" in q.raw and b"gave up after 3" in q.raw
+        (case,) = s.execute(select(Case)).scalars().all()
+        assert case.source_kind == "spool"

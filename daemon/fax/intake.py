@@ -14,7 +14,8 @@ the pipeline's hooks (see :func:`install`):
 * ``record`` (after store): events ``fax-received`` and ``fax-not-read``
   (with the reason) on the case, so an operator sees what happened;
 * ``reply_route``: acknowledgements to fax-only customers go through the
-  e-mail-to-fax gateway (daemon/fax/reply.py).
+  e-mail-to-fax gateway (daemon/fax/reply.py); ``fax_case_route`` does the
+  same for the scheduler's notices on a case that came by fax.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from casegate.daemon.config import Config, ImapSourceConfig, SpoolSourceConfig
 from casegate.daemon.fax.config import FaxConfig, load_fax_config
-from casegate.daemon.fax.reply import ReplyRoute, customer_route, reply_route
+from casegate.daemon.fax.reply import ReplyRoute, customer_route, fax_route, reply_route
 from casegate.parsers.fax import extract_fax_info
 from casegate.parsers.language import guess_language
 from casegate.parsers.message import Attachment, FaxInfo, ParsedMessage
@@ -207,6 +208,10 @@ class FaxIntake:
     def customer_route(self, customer: Customer) -> ReplyRoute | None:
         """For status updates: e-mail, else the fax gateway (see fax_reply)."""
         return customer_route(customer, self.cfg)
+
+    def fax_case_route(self, customer: Customer | None, number: str | None = None) -> ReplyRoute:
+        """For notices on a case that came by fax: like the acknowledgement's route."""
+        return fax_route(customer, self.cfg, number)
 
 
 def fax_source_names(config: Config) -> frozenset[str]:

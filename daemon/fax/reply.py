@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -138,10 +139,52 @@ def reply_route(customer: Customer | None, parsed: ParsedMessage, cfg: FaxConfig
     """
     if parsed.fax is None:
         return None
-    route = customer_route(customer, cfg, parsed.fax.sender_number)
+    return fax_route(customer, cfg, parsed.fax.sender_number)
+
+
+def fax_route(customer: Customer | None, cfg: FaxConfig, number: str | None = None) -> ReplyRoute:
+    """Where automatic mail about a fax goes (the acknowledgement of a fax
+    message, or a scheduled notice on a case that came by fax): the route of
+    :func:`customer_route`, or "do not send" when there is no way back."""
+    route = customer_route(customer, cfg, number)
     if route is None:
         return ReplyRoute(address=None, reason="fax without a usable sender number")
     return route
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who one automatic customer mail goes to; ``address`` None: refused, see ``refusal``."""
+
+    address: str | None
+    name: str = ""
+    refusal: str = ""
+    route: ReplyRoute | None = None
+
+    def attachments(self, subject: str, body: str) -> list[tuple[str, str, bytes]]:
+        """The letter as PDF for a fax gateway; nothing for e-mail."""
+        return self.route.attachments(subject, body) if self.route is not None else []
+
+
+def choose_recipient(
+    route: ReplyRoute | None,
+    address: str | None,
+    name: str,
+    refuse: Callable[[str | None], str | None],
+) -> Recipient:
+    """The one place automatic customer mail (acknowledgement, scheduled
+    notices) picks its recipient: the fax route when there is one, else
+    ``address``; then ``refuse`` (the pipeline's ``may_auto_answer``) on the
+    address actually used, so loop protection and the hourly limit apply to
+    a gateway address too."""
+    if route is not None:
+        if route.address is None:
+            return Recipient(None, refusal=route.reason)
+        address, name = route.address, route.name
+    refusal = refuse(address)
+    if refusal is not None:
+        return Recipient(None, refusal=refusal)
+    return Recipient(address, name, route=route)
 
 
 def customer_route(customer: Customer | None, cfg: FaxConfig, number: str | None = None) -> ReplyRoute | None:

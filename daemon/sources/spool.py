@@ -15,6 +15,14 @@ sha256, so a file still in the spool after a crash between commit and move
 is ingested again as a "duplicate" and then moved; nothing is stored twice
 and nothing is lost. A damaged file still becomes a case (flagged "not
 read", with the file attached), so the customer's fax is never dropped.
+
+Poison files: before a file is read for ingest, an attempt counter is
+written and fsynced to ``.casegate/<name>.attempts`` inside the spool (with
+the file's sha256, so a new fax reusing the name starts at zero). The
+counter is removed once the file is moved. A file whose counter already
+reached ``max_attempts`` crashed the process that often (a counter left
+behind means the attempt never finished), so it is not read again: it is
+kept whole in quarantine and moved to ``failed_folder`` with a note.
 """
 
 from __future__ import annotations
@@ -50,6 +58,9 @@ TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".lock", ".swp", "~")
 #: A sidecar whose fax never arrived is moved to failed/ after this long.
 ORPHAN_SIDECAR_AGE = 3600.0
 BACKOFF_MAX = 300.0
+#: Inside the spool: the attempt counters (a dot folder, so scan skips it).
+STATE_FOLDER = ".casegate"
+ATTEMPTS_SUFFIX = ".attempts"
 _TYPES = {".tif": "image/tiff", ".tiff": "image/tiff", ".pdf": "application/pdf",
           ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
@@ -161,6 +172,7 @@ class SpoolSource:
         self.path = config.resolve(cfg.path)
         self.done = self.path / cfg.done_folder
         self.failed = self.path / cfg.failed_folder
+        self.state = self.path / STATE_FOLDER
         self.source = Source(cfg.name, "spool")
         self.stop = threading.Event()
 
@@ -227,6 +239,7 @@ class SpoolSource:
                     self._move(path, self.failed, reason)
             except FileNotFoundError:
                 pass
+        self._forget_stale_attempts(set(files))
         return [item for _, item in sorted(items, key=lambda t: (t[0], t[1].path.name))]
 
     @staticmethod
@@ -287,6 +300,26 @@ class SpoolSource:
             return None
         if content is None:
             return None  # still changing: next pass
+        sha = hashlib.sha256(content).hexdigest()
+        attempts = self._attempts(item.path.name, sha)
+        if attempts >= self.cfg.max_attempts:
+            return self._give_up(item, content, attempts)
+        # Recorded (and on disk) before anything that could crash on this file.
+        self._set_attempts(item.path.name, sha, attempts + 1)
+        try:
+            result = self._ingest(item, content)
+        except DatabaseUnavailable:
+            # Not the file's fault: take the attempt back.
+            self._set_attempts(item.path.name, sha, attempts)
+            raise
+        self._clear_attempts(item.path.name)
+        fault_point("spool.after_move")
+        self.status.ingested(1)
+        self.on_ingested([result])
+        return result
+
+    def _ingest(self, item: SpoolItem, content: bytes) -> IngestResult:
+        """Check, wrap and ingest one file's content; move it after the commit."""
         problems = [p for p in (check_document(content),) if p]
         info, sidecar_problem = self._sidecar_info(item.sidecar)
         if sidecar_problem:
@@ -313,7 +346,71 @@ class SpoolSource:
             if item.sidecar is not None:
                 self._move(item.sidecar, self.done)
             self._move(item.path, self.done)
-        fault_point("spool.after_move")
+        return result
+
+    # ------------------------------------------------------------ poison files
+
+    def _attempts_file(self, name: str) -> Path:
+        return self.state / (name + ATTEMPTS_SUFFIX)
+
+    def _attempts(self, name: str, sha: str) -> int:
+        """Unfinished attempts recorded for this file (0 for other content under the name)."""
+        try:
+            count, _, recorded = self._attempts_file(name).read_text(encoding="ascii").strip().partition(" ")
+            return int(count) if recorded == sha else 0
+        except (OSError, ValueError, UnicodeDecodeError):
+            return 0
+
+    def _set_attempts(self, name: str, sha: str, count: int) -> None:
+        """Write the counter durably (temp file, fsync, rename, fsync the folder)."""
+        if count <= 0:
+            self._clear_attempts(name)
+            return
+        self.state.mkdir(parents=True, exist_ok=True)
+        target = self._attempts_file(name)
+        tmp = target.with_name(target.name + ".tmp")
+        with open(tmp, "w", encoding="ascii") as fh:
+            fh.write(f"{count} {sha}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(self.state)
+
+    def _clear_attempts(self, name: str) -> None:
+        try:
+            self._attempts_file(name).unlink()
+        except FileNotFoundError:
+            return
+        try:
+            self.state.rmdir()  # only when no other counter is left: a tidy spool
+        except OSError:
+            pass
+
+    def _forget_stale_attempts(self, present: set[str]) -> None:
+        """Drop counters whose file is gone (moved by hand, or a crash after the move)."""
+        if not self.state.is_dir():
+            return
+        for entry in os.scandir(self.state):
+            if entry.name.endswith(ATTEMPTS_SUFFIX) and entry.name[: -len(ATTEMPTS_SUFFIX)] not in present:
+                self._clear_attempts(entry.name[: -len(ATTEMPTS_SUFFIX)])
+
+    def _give_up(self, item: SpoolItem, content: bytes, attempts: int) -> IngestResult:
+        """Quarantine a file that crashed the process ``attempts`` times; move it to failed/.
+
+        Nothing that could crash again is done with it: no decoding, no
+        sidecar parsing, no pipeline; only the file wrapped as it is.
+        """
+        reason = f"gave up after {attempts} unfinished attempts (the process died while ingesting it)"
+        mtime = datetime.fromtimestamp(item.path.stat().st_mtime, timezone.utc)
+        raw = spool_message(item.path.name, content, source_name=self.cfg.name, info=None,
+                            received=mtime, tz=self.tz, problems=[reason])
+        result = self.pipeline.quarantine_raw(raw, self.source, reason)
+        log.error("source=%s poison file %s moved to %s (kept on the quarantine): %s",
+                  self.cfg.name, item.path.name, self.failed, reason)
+        if item.sidecar is not None:
+            self._move(item.sidecar, self.failed)
+        self._move(item.path, self.failed, f"{reason}\noutcome quarantined\n")
+        self._clear_attempts(item.path.name)
         self.status.ingested(1)
         self.on_ingested([result])
         return result

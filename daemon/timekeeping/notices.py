@@ -8,6 +8,11 @@ together) and record an event on the case. Customer mail goes through the
 pipeline's ``may_auto_answer`` guard: never to bounce/auto-reply/no-reply
 senders, never beyond the per-address hourly limit.
 
+A case that came by fax is answered like its acknowledgement
+(daemon/fax/reply.py): the customer's e-mail when they have one, else the
+e-mail-to-fax gateway for their number with the letter as PDF; never the
+gateway's own From address.
+
 ``ctx`` is the ``App`` (config, policy, renderer, pipeline, staff directory);
 it is typed loosely on purpose so the command workflow can pass its own.
 """
@@ -23,9 +28,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casegate.daemon.compose import build_message, local_time, make_address
+from casegate.daemon.fax.reply import ReplyRoute, choose_recipient
 from casegate.daemon.outbox import enqueue
 from casegate.storage import repository as repo
-from casegate.storage.models import Case, Message
+from casegate.storage.models import Case, Event, Message
 
 log = logging.getLogger("casegate.notices")
 
@@ -109,16 +115,45 @@ class Requester:
     name: str
     last_message_id: str | None
     references: tuple[str, ...]
+    route: ReplyRoute | None = None  # a case that came by fax: how it is answered
+
+
+def fax_case_route(session: Session, ctx: Any, case: Case) -> ReplyRoute | None:
+    """The fax route of a case that came by fax (a ``fax-received`` event); None otherwise.
+
+    The same decision as the fax's acknowledgement: the customer's e-mail,
+    else the gateway for their number, else "do not send" with the reason.
+    """
+    fax = getattr(ctx, "fax", None)
+    if fax is None:
+        return None
+    number = session.execute(
+        select(Event.new).where(Event.case_id == case.id, Event.action == "fax-received")
+        .order_by(Event.id.desc()).limit(1)
+    ).first()
+    if number is None:
+        return None
+    return fax.fax_case_route(case.customer, number[0] or None)
 
 
 def requester(session: Session, ctx: Any, case: Case) -> Requester | None:
-    """Who the customer is on this case: the first inbound sender who is not staff or a vendor."""
+    """Who the customer is on this case: the first inbound sender who is not
+    staff or a vendor; on a fax case, whom its fax route names."""
     from casegate.daemon.timekeeping.vendors import vendor_for_address
 
     staff = staff_directory(ctx)
     inbound = session.execute(
         select(Message).where(Message.case_id == case.id, Message.direction == "in").order_by(Message.id)
     ).scalars().all()
+    route = fax_case_route(session, ctx, case)
+    if route is not None:
+        if route.address is None:
+            return None
+        from_customer = [m for m in inbound if not m.is_auto_reply and not m.is_bounce
+                         and staff.by_email(m.from_addr) is None]
+        last = from_customer[-1] if from_customer else None
+        refs = tuple(r.strip("<>") for r in (last.references or "").split() if r) if last else ()
+        return Requester(route.address.lower(), route.name, last.message_id if last else None, refs, route)
     customer_mail = [
         m for m in inbound
         if m.from_addr and not m.is_auto_reply and not m.is_bounce and staff.by_email(m.from_addr) is None
@@ -212,7 +247,13 @@ def mail_customer(
     as ``<event>-suppressed`` so the case history says why nothing went out.
     """
     who = requester(session, ctx, case)
-    refusal = "no customer address on the case" if who is None else ctx.pipeline.may_auto_answer(session, who.email, now)
+    if who is None:
+        route = fax_case_route(session, ctx, case)
+        refusal = route.reason if route is not None and route.reason else "no customer address on the case"
+    else:
+        rcpt = choose_recipient(who.route, who.email, who.name,
+                                lambda address: ctx.pipeline.may_auto_answer(session, address, now))
+        refusal = rcpt.refusal if rcpt.address is None else None
     if refusal is not None:
         repo.add_event(session, case, now, "scheduler", f"{event}-suppressed", detail={"reason": refusal})
         return None
@@ -231,6 +272,7 @@ def mail_customer(
     msg = build_message(
         from_addr=make_address(svc.address, svc.display_name), to=[to], subject=subject, body=body,
         domain=svc.domain, now=now, in_reply_to=who.last_message_id, references=who.references,
+        attachments=rcpt.attachments(subject, body),
     )
     enqueue(session, msg, kind=kind, case_id=case.id, mail_from=svc.address, rcpt_to=[who.email], now=now, text=body)
     repo.add_event(session, case, now, "scheduler", event, new=who.email, detail=event_detail)

@@ -127,7 +127,9 @@ def handle_status_update(session: Session, ctx: Any, timer: CaseTimer, case: Cas
         timers.finish(timer, now, f"skipped:{case.status}")
         return
     who = notices.requester(session, ctx, case)
-    last = notices.last_public_update(session, case, who.email if who else None)
+    # Without a customer to write to, staff notices on the case are no update
+    # to them: the notice is due and mail_customer records why it is suppressed.
+    last = notices.last_public_update(session, case, who.email) if who is not None else None
     if last is not None:
         again = ctx.policy.next_status_update(case.priority, last.created_at)
         if again is not None and again > now:
