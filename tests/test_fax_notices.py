@@ -101,3 +101,19 @@ def test_fax_customer_with_email_gets_the_update_by_email(tmp_path, smtp_sink) -
     arrived = sweep_and_send(app, smtp_sink, clock, sh(2026, 10, 9, 21, 0))
     (update,) = [m for m in arrived if to_of(m) == "wang@acme.cn"]
     assert not list(update.iter_attachments())
+
+
+def test_notice_wording_matches_the_channel(tmp_path) -> None:
+    """By fax the customer is asked to fax back; by e-mail, to reply."""
+    from casegate.daemon.compose import Renderer
+
+    class Case:
+        number, priority, status = "SR-2026-000001", "P1", "open"
+
+    r = Renderer()
+    base = dict(case=Case(), recipient_name="王", subject="宕机", status_label="处理中", progress="", progress_at="",
+                next_step="现场处理", next_update="", service_name="客服")
+    _, by_fax = r.render("status_update", "zh", by_fax=True, **base)
+    _, by_mail = r.render("status_update", "zh", by_fax=False, **base)
+    assert "发送传真" in by_fax and "回复本邮件" not in by_fax
+    assert "回复本邮件" in by_mail

@@ -263,6 +263,8 @@ def mail_customer(
     fields = case_context(ctx, case, lang)
     fields.update(context)
     fields.setdefault("recipient_name", who.name or fields["customer_name"])
+    # Through a fax gateway the customer answers by fax, not by replying.
+    fields["by_fax"] = rcpt.route is not None and rcpt.route.format != "email"
     subject, body = ctx.renderer.render(template, lang, **fields)
     try:
         to = make_address(who.email, who.name)
