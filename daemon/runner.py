@@ -45,7 +45,9 @@ class Daemon:
         self.stop_event = asyncio.Event()
         self.outbox_wake = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.imap_sources: list[ImapSource] = []
+        # Sources that run a blocking loop in a worker thread (IMAP, spool):
+        # each has a ``stop`` event and a ``run()`` method.
+        self.thread_sources: list = []
         self.servers: list[asyncio.AbstractServer] = []
         self.threads: list[asyncio.Future] = []
         self.statuses: list[SourceStatus] = []
@@ -128,7 +130,7 @@ class Daemon:
             self.statuses.append(status)
             if isinstance(src, ImapSourceConfig):
                 imap = ImapSource(src, self.app.pipeline, status, self._on_ingested)
-                self.imap_sources.append(imap)
+                self.thread_sources.append(imap)
                 self.threads.append(asyncio.ensure_future(asyncio.to_thread(imap.run)))
             elif isinstance(src, SmtpSourceConfig):
                 self.servers.append(await start_listener(src, self.config.service, self.app.pipeline, status, self._on_ingested))
@@ -136,7 +138,7 @@ class Daemon:
                 from casegate.daemon.sources.spool import SpoolSource
 
                 spool = SpoolSource(src, self.config, self.app.pipeline, status, self._on_ingested)
-                self.imap_sources.append(spool)  # same stop/run protocol
+                self.thread_sources.append(spool)
                 self.threads.append(asyncio.ensure_future(asyncio.to_thread(spool.run)))
 
     async def run(self) -> int:
@@ -163,7 +165,7 @@ class Daemon:
     async def _shutdown(self, tasks: list[asyncio.Task]) -> None:
         for server in self.servers:
             server.close()
-        for src in self.imap_sources:
+        for src in self.thread_sources:
             src.stop.set()
         waiters = [*(s.wait_closed() for s in self.servers), *self.threads]
         if waiters:
