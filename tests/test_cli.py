@@ -380,3 +380,40 @@ def test_rules_test_sees_an_admins_edit_at_once(tmp_path: Path) -> None:
     (tmp_path / "other").mkdir()
     other = write_config(tmp_path / "other")
     assert json.loads(ok(run_cli(other, "rules", "test", str(eml), "--json")))[0]["priority"] == "P3"
+
+
+def test_quarantine_retry_reingests_after_a_fix(tmp_path: Path) -> None:
+    """A message quarantined by a (since fixed) failure goes through on retry."""
+    from casegate.daemon.app import App
+    from casegate.daemon.config import load_config
+    from casegate.daemon.pipeline import Source
+
+
+    cfg_path = tmp_path / "casegate.toml"
+    cfg_path.write_text('[service]\naddress = "service@desk.example.cn"\n')
+    app = App(load_config(str(cfg_path)))
+    original = app.pipeline.classify
+
+    def broken(*a, **kw):
+        raise RuntimeError("rules bug")
+
+    app.pipeline.classify = broken
+    raw = mail(subject="重试测试")
+    assert app.pipeline.ingest(raw, Source("imap-main", "imap")).outcome == "quarantined"
+    app.pipeline.classify = original
+    app.close()
+
+    out = subprocess.run([sys.executable, "-m", "casegate.daemon.cli", "--config", str(cfg_path), "quarantine", "retry", "--all"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "\tnew" in out.stdout
+    listing = subprocess.run([sys.executable, "-m", "casegate.daemon.cli", "--config", str(cfg_path), "quarantine", "list"],
+                             capture_output=True, text=True)
+    assert "quarantine is empty" in listing.stdout
+    # garbage stays quarantined, with a non-zero exit
+    app = App(load_config(str(cfg_path)))
+    app.pipeline.ingest(b"\x00\x01 garbage", Source("cli", "file"))
+    app.close()
+    again = subprocess.run([sys.executable, "-m", "casegate.daemon.cli", "--config", str(cfg_path), "quarantine", "retry", "--all"],
+                           capture_output=True, text=True)
+    assert again.returncode == 65 and "quarantined" in again.stdout

@@ -247,6 +247,42 @@ def cmd_quarantine_list(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def cmd_quarantine_retry(args: argparse.Namespace) -> int:
+    """Feed quarantined messages through the pipeline again (after a fix).
+
+    A message that now goes through leaves quarantine (its raw bytes live on
+    in the stored message); one that fails again stays, with its new reason.
+    """
+    from sqlalchemy import select
+
+    from casegate.daemon.pipeline import Source
+    from casegate.storage.models import Quarantine
+
+    app = _app(args)
+    with app.db.session() as s:
+        stmt = select(Quarantine).order_by(Quarantine.id)
+        if not args.all:
+            stmt = stmt.where(Quarantine.id.in_(args.ids))
+        rows = [(q.id, q.source, q.raw) for q in s.execute(stmt).scalars()]
+    if not rows:
+        print("nothing to retry")
+        return EX_NOTFOUND if args.ids else EX_OK
+    # Ingest first, remove from quarantine after: a crash in between leaves
+    # the message in both places (harmless), never in neither.
+    still_failing = 0
+    for qid, source, raw in rows:
+        res = app.pipeline.ingest(raw, Source(source, "retry"))
+        with app.db.transaction() as s:
+            row = s.get(Quarantine, qid)
+            if res.outcome != "quarantined":
+                s.delete(row)
+            else:
+                row.error = res.reason  # today's reason
+                still_failing += 1
+        print(f"{qid}\t{res.case_number or '-'}\t{res.outcome}" + (f"\t{res.reason}" if res.reason else ""))
+    return EX_DATAERR if still_failing else EX_OK
+
+
 def cmd_quarantine_export(args: argparse.Namespace) -> int:
     from casegate.storage.models import Quarantine
 
@@ -297,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     qu = sub.add_parser("quarantine", help="messages that could not be ingested").add_subparsers(dest="q_cmd", required=True)
     qul = qu.add_parser("list")
     qul.set_defaults(func=cmd_quarantine_list)
+    qur = qu.add_parser("retry", help="ingest quarantined messages again (after a fix)")
+    qur.add_argument("ids", nargs="*", type=int)
+    qur.add_argument("--all", action="store_true", help="every quarantined message")
+    qur.set_defaults(func=cmd_quarantine_retry)
     que = qu.add_parser("export", help="write the raw bytes of one quarantined message to stdout")
     que.add_argument("id", type=int)
     que.set_defaults(func=cmd_quarantine_export)
