@@ -19,6 +19,7 @@ from casegate.daemon.outbox import OutboxWorker
 from casegate.daemon.parse_pool import ParsePool
 from casegate.daemon.pipeline import Pipeline, utcnow
 from casegate.daemon.timekeeping.policy import Policy, PolicyError
+from casegate.daemon.timekeeping.notices import requester
 from casegate.daemon.timekeeping.scheduler import install as install_timekeeping
 from casegate.daemon.workflow.conversation import build_workflow
 from casegate.rules import RuleStore, default_folder
@@ -72,6 +73,7 @@ class App:
         self.staff = self.workflow.staff
         # SLA timers, aftercare (confirm, survey, recurrence) and vendor mail (daemon/timekeeping/scheduler.py).
         install_timekeeping(self)
+        self.workflow.customer_route = lambda session, case: requester(session, self, case)
         self.transport = make_transport(config.outgoing, config.resolve(config.outgoing.maildir))
         self.outbox = OutboxWorker(self.db, self.transport, config.outgoing, clock)
 

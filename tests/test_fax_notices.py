@@ -117,3 +117,21 @@ def test_notice_wording_matches_the_channel(tmp_path) -> None:
     _, by_mail = r.render("status_update", "zh", by_fax=False, **base)
     assert "发送传真" in by_fax and "回复本邮件" not in by_fax
     assert "回复本邮件" in by_mail
+
+
+def test_engineer_reply_to_a_fax_case_goes_through_the_gateway(tmp_path, smtp_sink) -> None:
+    """The engineer's text reaches a fax-only customer as a fax, never the gateway's From."""
+    from sla_support import staff_reply
+
+    app, clock, number = fax_case(tmp_path, smtp_sink)
+    deliver(app, smtp_sink)
+    clock.now = sh(2026, 10, 9, 20, 10)
+    staff_reply(app, number, "您好，工程师已出发，预计 30 分钟到达现场。")
+    arrived = deliver(app, smtp_sink)
+    to_customer = [m for m in arrived if to_of(m) not in (ENGINEER, SUPERVISOR)]
+    assert [to_of(m) for m in to_customer] == [GATEWAY_ADDRESS]
+    if find_cjk_font() is not None:
+        assert any(p.get_content_type() == "application/pdf" for p in to_customer[0].iter_attachments())
+    case = case_of(app, number)
+    assert case.first_response_at is not None
+    assert ("public-reply", GATEWAY_ADDRESS) in [(e.action, e.new) for e in case.events]

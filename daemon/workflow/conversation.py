@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address as HeaderAddress
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -101,6 +102,10 @@ class Workflow:
         self.clock = clock
         self.priority_labels = priority_labels or {}
         self.vendors = VendorHandoffRegistry()
+        # Who the customer of a case is and how to reach them (e-mail, or the
+        # fax gateway for a fax-only customer); set by the App once the
+        # timekeeping side, which owns that decision, is installed.
+        self.customer_route: Callable[[Session, Case], Any] | None = None
 
     def install(self, pipeline) -> None:  # noqa: ANN001 - Pipeline, imported lazily to avoid a cycle
         """Plug into the pipeline's hooks and its threader."""
@@ -363,6 +368,11 @@ class Workflow:
         """Send the engineer's text to the customer, in the case's thread."""
         last = self._last_customer_message(case)
         to = (case.customer.contact("email") if case.customer else None) or (last.from_addr if last else None)
+        name = case.customer.name if case.customer else ""
+        who = self.customer_route(session, case) if self.customer_route is not None else None
+        fax_route = who.route if who is not None else None
+        if fax_route is not None:  # a fax case: never the gateway's own From
+            to, name = who.email, who.name
         lang = case.language
         subject, body = self.renderer.render(
             "engineer_reply", lang, case=case, text=text, member=member,
@@ -370,10 +380,12 @@ class Workflow:
         )
         refs = (last.references.split() if last and last.references else []) + ([last.message_id] if last and last.message_id else [])
         sent = self._send(
-            session, case, "reply", to, case.customer.name if case.customer else "", subject, body, now,
-            cc=self._company_cc(case, to or ""), in_reply_to=last.message_id if last else None,
+            session, case, "reply", to, name, subject, body, now,
+            cc=self._company_cc(case, to or "") if fax_route is None else (),
+            in_reply_to=last.message_id if last else None,
             references=refs, auto_submitted=None,
             extra_headers=[("X-Auto-Response-Suppress", "OOF, AutoReply")], record_text=text,
+            attachments=fax_route.attachments(subject, body) if fax_route is not None else (),
         )
         if not sent:
             return False
