@@ -306,6 +306,13 @@ class Pipeline:
         match = self.threader.find(session, parsed, prep.text_override if parsed.fax is not None else None)
         staff = not automatic and self.is_staff(parsed.sender_email)
         customer = self._customer(session, parsed, now) if not (automatic or staff) else None
+        if (match is not None and match.how == "fax-text" and customer is not None
+                and match.case.customer_id != customer.id):
+            # A case number read by OCR from another customer's fax is more
+            # likely a misread than a reply: it must not join that case.
+            log.warning("case number %s read on a fax from another customer; not threading it there",
+                        match.case.number)
+            match = None
 
         if match is not None:
             case = match.case

@@ -338,3 +338,13 @@ def test_customer_route_for_status_updates(tmp_path: Path) -> None:
         assert app.fax.customer_route(fax_only).address == "862087681011@fax.gateway.example"
         assert app.fax.customer_route(both).address == "b@acme.cn"
         assert app.fax.customer_route(nothing) is None
+
+
+def test_case_number_on_another_customers_fax_does_not_join_that_case(tmp_path: Path) -> None:
+    """An OCR'd case number only threads a fax from the case's own customer."""
+    app = fax_app(tmp_path, FakeOcr(OUTAGE))
+    first = app.pipeline.ingest(gateway_mail("020-87681011", FAKE_TIFF, pages=1), FAXBOX)
+    app.fax.ocr = FakeOcr(f"参考案例 {first.case_number}：我们的打印机也坏了")
+    other = app.pipeline.ingest(gateway_mail("010-66778899", FAKE_TIFF + b"3", pages=1), FAXBOX)
+    assert other.outcome == "new" and other.case_number != first.case_number
+    assert len([m for m in load(app, first.case_number).messages if m.direction == "in"]) == 1
