@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from casegate.daemon.app import App  # noqa: E402
+from casegate.daemon.runtime.app import App  # noqa: E402
 from casegate.daemon.config import load_config  # noqa: E402
 from casegate.storage.models import OutboxMessage  # noqa: E402
 from daemon_proc import DaemonProcess, wait_until  # noqa: E402

@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from casegate.daemon.app import App  # noqa: E402
+from casegate.daemon.runtime.app import App  # noqa: E402
 from casegate.daemon.config import build_config  # noqa: E402
-from casegate.daemon.pipeline import Source  # noqa: E402
+from casegate.daemon.stages.pipeline import Source  # noqa: E402
 
 SUBJECTS = [
     "系统宕机，业务全部中断", "服务器性能严重下降", "打印机偶尔报错", "如何配置VPN客户端",

@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from casegate.daemon.durations import DurationError, parse_duration
+from .durations import DurationError, parse_duration
 
 ENV_CONFIG = "CASEGATE_CONFIG"
 DEFAULT_CONFIG_NAME = "casegate.toml"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from casegate.daemon.timekeeping.policy import Duration
+from .timekeeping.policy import Duration
 
 
 class DurationError(ValueError):

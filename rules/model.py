@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from casegate.parsers.message import ParsedMessage
+from ..parsers.message import ParsedMessage
 
 __all__ = [
     "FIELDS",

@@ -17,7 +17,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from casegate.storage.models import CaseCounter
+from .models import CaseCounter
 
 
 def _fields(fmt: str) -> set[str]:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from casegate.storage.models import (
+from .models import (
     Case,
     Customer,
     CustomerContact,

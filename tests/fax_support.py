@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from casegate.daemon.app import App
+from casegate.daemon.runtime.app import App
 from casegate.parsers.ocr import DEFAULT_LANGUAGES, OcrResult, tesseract_available
 from faxgen import find_cjk_font
 from helpers import make_app

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from casegate.daemon.app import App
+from casegate.daemon.runtime.app import App
 from casegate.daemon.config import Config, build_config
 
 _counter = itertools.count(1)

@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from casegate.daemon.app import App
+from casegate.daemon.runtime.app import App
 from casegate.daemon.config import build_config
-from casegate.daemon.pipeline import Source
+from casegate.daemon.stages.pipeline import Source
 from casegate.daemon.timekeeping.scheduler import run_sweeps
 from casegate.storage import repository as repo
 from casegate.storage.models import Case, CaseTimer

@@ -384,9 +384,9 @@ def test_rules_test_sees_an_admins_edit_at_once(tmp_path: Path) -> None:
 
 def test_quarantine_retry_reingests_after_a_fix(tmp_path: Path) -> None:
     """A message quarantined by a (since fixed) failure goes through on retry."""
-    from casegate.daemon.app import App
+    from casegate.daemon.runtime.app import App
     from casegate.daemon.config import load_config
-    from casegate.daemon.pipeline import Source
+    from casegate.daemon.stages.pipeline import Source
 
 
     cfg_path = tmp_path / "casegate.toml"

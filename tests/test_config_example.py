@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from casegate.daemon.timekeeping import vendors as vendors_mod
-from casegate.daemon.app import App
+from casegate.daemon.runtime.app import App
 from casegate.daemon.config import (
     KNOWN_EXTRA_SECTIONS,
     ClassificationConfig,
@@ -39,8 +39,8 @@ from casegate.daemon.config import (
 from casegate.daemon.fax.config import FaxConfig, load_fax_config
 from casegate.daemon.timekeeping.policy import ComplaintPolicy, Policy, PolicyError, PriorityPolicy
 from casegate.daemon.timekeeping.scheduler import SchedulerConfig
-from casegate.daemon.workflow.security import SecurityConfig
-from casegate.daemon.workflow.staff import StaffDirectory, StaffMember
+from casegate.daemon.directory.security import SecurityConfig
+from casegate.daemon.directory.staff import StaffDirectory, StaffMember
 from casegate.daemon.timekeeping.vendors import Vendor, VendorDirectory
 from casegate.parsers.fax import FaxPattern
 

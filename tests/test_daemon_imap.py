@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from casegate.daemon.app import App
+from casegate.daemon.runtime.app import App
 from casegate.daemon.config import load_config
 from casegate.storage.models import Case, Message, OutboxMessage, Quarantine
 from daemon_proc import DaemonProcess, wait_until

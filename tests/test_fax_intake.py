@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from casegate.daemon.app import App
+from casegate.daemon.runtime.app import App
 from casegate.daemon.config import ConfigError
 from casegate.daemon.fax.config import load_fax_config
-from casegate.daemon.fax.reply import render_letter_pdf
-from casegate.daemon.pipeline import Source
-from casegate.daemon.source_state import SourceStatus
+from casegate.daemon.notify.fax_route import render_letter_pdf
+from casegate.daemon.stages.pipeline import Source
+from casegate.daemon.runtime.source_state import SourceStatus
 from casegate.daemon.sources.imap import ImapSource
 from casegate.storage import repository as repo
 from casegate.storage.models import Case, Customer, OutboxMessage
@@ -205,7 +205,7 @@ def test_fax_only_customer_is_answered_through_the_gateway(tmp_path: Path) -> No
 
 
 def require_font_quietly() -> bool:
-    from casegate.daemon.fax.reply import find_cjk_font
+    from casegate.daemon.notify.fax_route import find_cjk_font
 
     return find_cjk_font() is not None
 

@@ -9,8 +9,8 @@ import json
 from sla_support import ENGINEER, SUPERVISOR, Clock, case_of, deliver, make_app, sh, sweep_and_send
 from sqlalchemy import select
 
-from casegate.daemon.fax.reply import find_cjk_font
-from casegate.daemon.pipeline import Source
+from casegate.daemon.notify.fax_route import find_cjk_font
+from casegate.daemon.stages.pipeline import Source
 from casegate.storage.models import OutboxMessage
 from fax_support import GATEWAY, FakeOcr
 from faxgen import gateway_mail
@@ -105,7 +105,7 @@ def test_fax_customer_with_email_gets_the_update_by_email(tmp_path, smtp_sink) -
 
 def test_notice_wording_matches_the_channel(tmp_path) -> None:
     """By fax the customer is asked to fax back; by e-mail, to reply."""
-    from casegate.daemon.compose import Renderer
+    from casegate.daemon.notify.compose import Renderer
 
     class Case:
         number, priority, status = "SR-2026-000001", "P1", "open"

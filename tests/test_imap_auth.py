@@ -26,8 +26,8 @@ import pytest
 from imapclient.exceptions import LoginError
 from sqlalchemy import func, select
 
-from casegate.daemon.app import App
-from casegate.daemon.source_state import SourceStatus
+from casegate.daemon.runtime.app import App
+from casegate.daemon.runtime.source_state import SourceStatus
 from casegate.daemon.sources.imap import ImapSource
 from casegate.storage.models import Case, SourceState
 from helpers import make_app, mail

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from casegate.daemon.app import App
-from casegate.daemon.outbox import LEASE
-from casegate.daemon.pipeline import Source
+from casegate.daemon.runtime.app import App
+from casegate.daemon.runtime.outbox import LEASE
+from casegate.daemon.stages.pipeline import Source
 from casegate.storage.models import OutboxMessage
 from helpers import make_config, mail
 from servers.ports import free_port

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from casegate.daemon.app import App
-from casegate.daemon.pipeline import Source, dedupe_key
+from casegate.daemon.runtime.app import App
+from casegate.daemon.stages.pipeline import Source, dedupe_key
 from casegate.parsers import ParseError, parse_message
 from casegate.storage.models import Case, Message, OutboxMessage, Quarantine
 from helpers import make_app

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from casegate.daemon.app import App
-from casegate.daemon.pipeline import Source
+from casegate.daemon.runtime.app import App
+from casegate.daemon.stages.pipeline import Source
 from casegate.storage import repository as repo
 from casegate.storage.models import Case, Message, OutboxMessage, Quarantine
 from helpers import make_config, mail, sink_outgoing

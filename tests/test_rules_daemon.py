@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from casegate.daemon.app import App
+from casegate.daemon.runtime.app import App
 from casegate.daemon.config import load_config
 from casegate.storage import repository as repo
 from casegate.storage.models import Event

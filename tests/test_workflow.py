@@ -11,7 +11,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from casegate.daemon.source_state import SourceStatus
+from casegate.daemon.runtime.source_state import SourceStatus
 from casegate.daemon.sources.imap import ImapSource
 from helpers import mail
 from workflow_support import (

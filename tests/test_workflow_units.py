@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from casegate.daemon.workflow import commands
-from casegate.daemon.workflow.auth_results import authenticated_by, parse as parse_ar
+from casegate.daemon.directory.auth_results import authenticated_by, parse as parse_ar
 from casegate.daemon.cli import main as cli_main
 from casegate.daemon.config import ConfigError, build_config
-from casegate.daemon.workflow.reply_address import ReplyAddressSigner
-from casegate.daemon.workflow.security import SecurityConfig
-from casegate.daemon.workflow.staff import StaffDirectory
+from casegate.daemon.directory.reply_address import ReplyAddressSigner
+from casegate.daemon.directory.security import SecurityConfig
+from casegate.daemon.directory.staff import StaffDirectory
 from casegate.daemon.workflow.conversation import is_history_request
 from casegate.parsers import parse_message
 from helpers import mail

@@ -7,9 +7,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from casegate.daemon.app import App
+from casegate.daemon.runtime.app import App
 from casegate.daemon.config import build_config
-from casegate.daemon.pipeline import Source
+from casegate.daemon.stages.pipeline import Source
 from casegate.storage import repository as repo
 
 SERVICE = "service@desk.example.cn"

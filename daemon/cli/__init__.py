@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from casegate.daemon.config import Config, ConfigError, load_config
+from ..config import Config, ConfigError, load_config
 
 EX_OK = 0
 EX_NOTFOUND = 1
@@ -32,7 +32,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _app(args: argparse.Namespace):
-    from casegate.daemon.app import App
+    from ..runtime.app import App
 
     return App(_config(args))
 
@@ -54,8 +54,8 @@ def _iter_inputs(paths: Sequence[str]) -> Iterator[tuple[str, bytes]]:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from casegate.daemon.pipeline import Source
-    from casegate.storage.db import DatabaseUnavailable
+    from ..stages.pipeline import Source
+    from ...storage.db import DatabaseUnavailable
 
     try:
         app = _app(args)
@@ -145,7 +145,7 @@ def _case_dict(case, full: bool) -> dict:
 
 
 def cmd_cases_list(args: argparse.Namespace) -> int:
-    from casegate.storage import repository as repo
+    from ...storage import repository as repo
 
     app = _app(args)
     with app.db.session() as s:
@@ -165,7 +165,7 @@ def cmd_cases_list(args: argparse.Namespace) -> int:
 
 
 def cmd_cases_show(args: argparse.Namespace) -> int:
-    from casegate.storage import repository as repo
+    from ...storage import repository as repo
 
     app = _app(args)
     with app.db.session() as s:
@@ -200,7 +200,7 @@ def cmd_cases_show(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox_send(args: argparse.Namespace) -> int:
-    from casegate.storage.db import DatabaseUnavailable
+    from ...storage.db import DatabaseUnavailable
 
     app = _app(args)
     try:
@@ -215,7 +215,7 @@ def cmd_outbox_send(args: argparse.Namespace) -> int:
 def cmd_outbox_list(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from casegate.storage.models import OutboxMessage
+    from ...storage.models import OutboxMessage
 
     app = _app(args)
     with app.db.session() as s:
@@ -235,7 +235,7 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
 def cmd_quarantine_list(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from casegate.storage.models import Quarantine
+    from ...storage.models import Quarantine
 
     app = _app(args)
     with app.db.session() as s:
@@ -255,8 +255,8 @@ def cmd_quarantine_retry(args: argparse.Namespace) -> int:
     """
     from sqlalchemy import select
 
-    from casegate.daemon.pipeline import Source
-    from casegate.storage.models import Quarantine
+    from ..stages.pipeline import Source
+    from ...storage.models import Quarantine
 
     app = _app(args)
     with app.db.session() as s:
@@ -284,7 +284,7 @@ def cmd_quarantine_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine_export(args: argparse.Namespace) -> int:
-    from casegate.storage.models import Quarantine
+    from ...storage.models import Quarantine
 
     app = _app(args)
     with app.db.session() as s:
@@ -348,13 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions():
     """Subcommands defined next to the code they drive (run, status, rules)."""
-    from casegate.daemon.cli import daemon, report, rules, staff
+    from . import daemon, report, rules, staff
 
     return [daemon.register, rules.register, staff.register, report.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from casegate.storage.db import DatabaseUnavailable
+    from ...storage.db import DatabaseUnavailable
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -2,7 +2,7 @@
 
 import sys
 
-from casegate.daemon.cli import main
+from . import main
 
 # Guarded: parser worker processes (spawn) import the main module again.
 if __name__ == "__main__":

@@ -6,14 +6,14 @@ import argparse
 import logging
 from datetime import datetime, timezone
 
-from casegate.daemon.cli import EX_OK, EX_TEMPFAIL, _config
+from . import EX_OK, EX_TEMPFAIL, _config
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from casegate.daemon.runner import run_daemon
-    from casegate.storage.db import DatabaseUnavailable
+    from ..runtime.runner import run_daemon
+    from ...storage.db import DatabaseUnavailable
 
     config = _config(args)
     logging.basicConfig(level=(args.log_level or config.logging.level).upper(), format=LOG_FORMAT,
@@ -44,9 +44,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from sqlalchemy import func, select
 
-    from casegate.daemon.app import App
-    from casegate.daemon.runner import effective_sources
-    from casegate.storage.models import OutboxMessage, Quarantine, SourceState
+    from ..runtime.app import App
+    from ..runtime.runner import effective_sources
+    from ...storage.models import OutboxMessage, Quarantine, SourceState
 
     config = _config(args)
     app = App(config)

@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from casegate.daemon.cli import EX_OK, EX_USAGE, _app
+from . import EX_OK, EX_USAGE, _app
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from casegate.daemon.pipeline import utcnow
-    from casegate.daemon.timekeeping.report import compute, default_month, render
-    from casegate.daemon.timekeeping.scheduler import SchedulerConfig
+    from ..stages.pipeline import utcnow
+    from ..timekeeping.report import compute, default_month, render
+    from ..timekeeping.scheduler import SchedulerConfig
 
     app = _app(args)
     tz = app.config.service.timezone

@@ -7,12 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from casegate.daemon.cli import EX_DATAERR, EX_NOTFOUND, EX_OK, _app, _config
+from . import EX_DATAERR, EX_NOTFOUND, EX_OK, _app, _config
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
-    from casegate.daemon.app import rules_folder
-    from casegate.rules import check_folder
+    from ..runtime.app import rules_folder
+    from ...rules import check_folder
 
     folder = Path(args.path) if args.path else rules_folder(_config(args))
     if not folder.exists():
@@ -29,10 +29,10 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
-    from casegate.daemon.pipeline import Source, utcnow
-    from casegate.parsers import ParseError, parse_message
-    from casegate.rules import RuleLoadError, format_result, load_rules
-    from casegate.storage import repository as repo
+    from ..stages.pipeline import Source, utcnow
+    from ...parsers import ParseError, parse_message
+    from ...rules import RuleLoadError, format_result, load_rules
+    from ...storage import repository as repo
 
     app = _app(args)
     if args.rules:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from casegate.daemon.cli import EX_OK, _config
+from . import EX_OK, _config
 
 
 def cmd_staff_list(args: argparse.Namespace) -> int:
-    from casegate.daemon.workflow.staff import StaffDirectory
+    from ..directory.staff import StaffDirectory
 
     directory = StaffDirectory.from_config(_config(args))
     members = [m for m in directory if not args.queue or m.takes(args.queue)]

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
-from casegate.daemon.config import PRIORITIES, Config, ConfigError, build_section
-from casegate.parsers.fax import DEFAULT_FAX_PATTERNS, FaxPattern, FaxPatternError
+from ..config import PRIORITIES, Config, ConfigError, build_section
+from ...parsers.fax import DEFAULT_FAX_PATTERNS, FaxPattern, FaxPatternError
 
 #: The header pattern for the messages our own spool source synthesizes. It
 #: comes first so such a fax is attributed to the spool, not to Asterisk

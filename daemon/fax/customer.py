@@ -15,9 +15,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from casegate.parsers.message import FaxInfo
-from casegate.storage import repository as repo
-from casegate.storage.models import Customer
+from ...parsers.message import FaxInfo
+from ...storage import repository as repo
+from ...storage.models import Customer
 
 _ONLY_NUMBER = re.compile(r"^[\s+\d\-./()]*$")
 

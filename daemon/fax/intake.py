@@ -29,19 +29,19 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from casegate.daemon.config import Config, ImapSourceConfig, SpoolSourceConfig
-from casegate.daemon.fax.config import FaxConfig, load_fax_config
-from casegate.daemon.fax.reply import ReplyRoute, customer_route, fax_route, reply_route
-from casegate.parsers.fax import extract_fax_info
-from casegate.parsers.language import guess_language
-from casegate.parsers.message import Attachment, FaxInfo, ParsedMessage
-from casegate.parsers.ocr import OcrResult, ocr_document
-from casegate.rules import Classification
-from casegate.storage import repository as repo
-from casegate.storage.models import Case, Customer, Message
+from ..config import Config, ImapSourceConfig, SpoolSourceConfig
+from .config import FaxConfig, load_fax_config
+from ..notify.fax_route import ReplyRoute, customer_route, fax_route, reply_route
+from ...parsers.fax import extract_fax_info
+from ...parsers.language import guess_language
+from ...parsers.message import Attachment, FaxInfo, ParsedMessage
+from ...parsers.ocr import OcrResult, ocr_document
+from ...rules import Classification
+from ...storage import repository as repo
+from ...storage.models import Case, Customer, Message
 
 if TYPE_CHECKING:
-    from casegate.daemon.pipeline import Pipeline, _Prepared
+    from ..stages.pipeline import Pipeline, _Prepared
 
 log = logging.getLogger("casegate.fax")
 

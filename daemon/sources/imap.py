@@ -35,11 +35,11 @@ from pathlib import Path
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from casegate.daemon.config import ImapSourceConfig, read_secret
-from casegate.daemon.faults import fault_point
-from casegate.daemon.pipeline import IngestResult, Pipeline, Source
-from casegate.daemon.source_state import SourceStatus
-from casegate.storage.db import DatabaseUnavailable
+from ..config import ImapSourceConfig, read_secret
+from ..runtime.faults import fault_point
+from ..stages.pipeline import IngestResult, Pipeline, Source
+from ..runtime.source_state import SourceStatus
+from ...storage.db import DatabaseUnavailable
 
 log = logging.getLogger("casegate.source.imap")
 

@@ -22,10 +22,10 @@ from pathlib import Path
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from casegate.daemon.config import ServiceConfig, SmtpSourceConfig
-from casegate.daemon.pipeline import IngestResult, Pipeline, Source
-from casegate.daemon.source_state import SourceStatus
-from casegate.storage.db import DatabaseUnavailable
+from ..config import ServiceConfig, SmtpSourceConfig
+from ..stages.pipeline import IngestResult, Pipeline, Source
+from ..runtime.source_state import SourceStatus
+from ...storage.db import DatabaseUnavailable
 
 log = logging.getLogger("casegate.source.smtp")
 

@@ -41,15 +41,15 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from casegate.daemon.compose import clean_header
-from casegate.daemon.config import Config, SpoolSourceConfig
-from casegate.daemon.fax.config import load_fax_config
-from casegate.daemon.faults import fault_point
-from casegate.daemon.pipeline import IngestResult, Pipeline, Source
-from casegate.daemon.source_state import SourceStatus
-from casegate.parsers.message import FaxInfo
-from casegate.parsers.spool_meta import MAX_SIDECAR_BYTES, parse_sidecar
-from casegate.storage.db import DatabaseUnavailable
+from ..notify.compose import clean_header
+from ..config import Config, SpoolSourceConfig
+from ..fax.config import load_fax_config
+from ..runtime.faults import fault_point
+from ..stages.pipeline import IngestResult, Pipeline, Source
+from ..runtime.source_state import SourceStatus
+from ...parsers.message import FaxInfo
+from ...parsers.spool_meta import MAX_SIDECAR_BYTES, parse_sidecar
+from ...storage.db import DatabaseUnavailable
 
 log = logging.getLogger("casegate.source.spool")
 

@@ -19,12 +19,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from casegate.daemon.timekeeping import notices, timers
-from casegate.daemon.compose import local_time
-from casegate.daemon.timekeeping.survey import read_reply
-from casegate.parsers.message import ParsedMessage
-from casegate.storage import repository as repo
-from casegate.storage.models import Case, CaseTimer, Message, SurveyResponse
+from . import notices, timers
+from ..notify.compose import local_time
+from .survey import read_reply
+from ...parsers.message import ParsedMessage
+from ...storage import repository as repo
+from ...storage.models import Case, CaseTimer, Message, SurveyResponse
 
 log = logging.getLogger("casegate.aftercare")
 
@@ -141,7 +141,7 @@ def _surveyed(session: Session, case: Case) -> CaseTimer | None:
 
 
 def _is_customer(ctx: Any, address: str | None) -> bool:
-    from casegate.daemon.timekeeping.vendors import vendor_for_address
+    from .vendors import vendor_for_address
 
     if not address:
         return False

@@ -27,11 +27,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from casegate.daemon.compose import build_message, local_time, make_address
-from casegate.daemon.fax.reply import ReplyRoute, choose_recipient
-from casegate.daemon.outbox import enqueue
-from casegate.storage import repository as repo
-from casegate.storage.models import Case, Event, Message
+from ..notify.compose import build_message, local_time, make_address
+from ..notify.fax_route import ReplyRoute, choose_recipient
+from ..runtime.outbox import enqueue
+from ...storage import repository as repo
+from ...storage.models import Case, Event, Message
 
 log = logging.getLogger("casegate.notices")
 
@@ -75,7 +75,7 @@ def staff_directory(ctx: Any) -> Any:
     """The staff directory of the running app (built from config when absent)."""
     found = getattr(ctx, "staff", None)
     if found is None:
-        from casegate.daemon.workflow.staff import StaffDirectory
+        from ..directory.staff import StaffDirectory
 
         found = StaffDirectory.from_config(ctx.config)
         try:
@@ -91,8 +91,8 @@ def reply_signer(ctx: Any) -> Any | None:
     if signer is not None:
         return signer
     try:
-        from casegate.daemon.workflow.reply_address import ReplyAddressSigner
-        from casegate.daemon.workflow.security import SecurityConfig, load_secret
+        from ..directory.reply_address import ReplyAddressSigner
+        from ..directory.security import SecurityConfig, load_secret
 
         sec = SecurityConfig.from_config(ctx.config)
         signer = ReplyAddressSigner(load_secret(ctx.config, sec), ctx.config.service.address, sec.token_length)
@@ -139,7 +139,7 @@ def fax_case_route(session: Session, ctx: Any, case: Case) -> ReplyRoute | None:
 def requester(session: Session, ctx: Any, case: Case) -> Requester | None:
     """Who the customer is on this case: the first inbound sender who is not
     staff or a vendor; on a fax case, whom its fax route names."""
-    from casegate.daemon.timekeeping.vendors import vendor_for_address
+    from .vendors import vendor_for_address
 
     staff = staff_directory(ctx)
     inbound = session.execute(

@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from casegate.daemon.timekeeping.policy import Policy
-from casegate.storage.models import Case, Event, SurveyResponse
+from .policy import Policy
+from ...storage.models import Case, Event, SurveyResponse
 
 LONGEST = 5
 

@@ -37,10 +37,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from casegate.daemon.timekeeping import aftercare, sla, timers, vendors
-from casegate.daemon.config import ConfigError
-from casegate.daemon.durations import DurationError, parse_duration
-from casegate.storage.models import Case, CaseTimer
+from . import aftercare, sla, timers, vendors
+from ..config import ConfigError
+from ..durations import DurationError, parse_duration
+from ...storage.models import Case, CaseTimer
 
 log = logging.getLogger("casegate.scheduler")
 

@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from casegate.daemon.timekeeping import notices, timers
-from casegate.daemon.compose import local_time
-from casegate.daemon.pipeline import PRIORITY_LABELS, _human
-from casegate.storage import repository as repo
-from casegate.storage.models import Case, CaseTimer
+from . import notices, timers
+from ..notify.compose import local_time
+from ..stages.pipeline import PRIORITY_LABELS, _human
+from ...storage import repository as repo
+from ...storage.models import Case, CaseTimer
 
 
 def _sla_lines(ctx: Any, case: Case, now: datetime) -> dict[str, Any]:
@@ -93,7 +93,7 @@ def handle_complaint(session: Session, ctx: Any, timer: CaseTimer, case: Case, n
     if met:
         timers.finish(timer, now, "skipped:met")
         return
-    from casegate.daemon.timekeeping.scheduler import SchedulerConfig
+    from .scheduler import SchedulerConfig
 
     role = SchedulerConfig.from_config(ctx.config).complaint_role
     members = notices.staff_directory(ctx).with_role(role)
@@ -107,7 +107,7 @@ def handle_complaint(session: Session, ctx: Any, timer: CaseTimer, case: Case, n
 
 def _next_step(ctx: Any, session: Session, case: Case) -> tuple[str, str]:
     """What happens next, in the customer's words (zh, en)."""
-    from casegate.daemon.timekeeping.vendors import open_vendor_case
+    from .vendors import open_vendor_case
 
     vc = open_vendor_case(session, case)
     if vc is not None:

@@ -26,8 +26,8 @@ from sqlalchemy import and_, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from casegate.daemon.timekeeping.policy import Policy
-from casegate.storage.models import Case, CaseTimer
+from .policy import Policy
+from ...storage.models import Case, CaseTimer
 
 # Case states. Escalation runs until resolution; status updates only while
 # we are working (not while waiting for the customer: "pending").

@@ -32,14 +32,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from casegate.daemon.timekeeping import notices, timers
-from casegate.daemon.compose import build_message, local_time, make_address
-from casegate.daemon.config import Config, ConfigError
-from casegate.daemon.outbox import enqueue
-from casegate.daemon.timekeeping.policy import Duration
-from casegate.parsers.message import ParsedMessage
-from casegate.storage import repository as repo
-from casegate.storage.models import Attachment, Case, CaseTimer, Message, VendorCase
+from . import notices, timers
+from ..notify.compose import build_message, local_time, make_address
+from ..config import Config, ConfigError
+from ..runtime.outbox import enqueue
+from .policy import Duration
+from ...parsers.message import ParsedMessage
+from ...storage import repository as repo
+from ...storage.models import Attachment, Case, CaseTimer, Message, VendorCase
 
 MAX_ATTACHMENT_BYTES = 15 * 1024 * 1024  # per vendor notice; larger files are only listed
 _KEYS = ("name", "address", "customer_number", "case_number_regex", "reminder_every", "language", "aliases",

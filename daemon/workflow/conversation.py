@@ -43,19 +43,19 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from casegate.daemon.workflow import commands as cmdlib
-from casegate.daemon.workflow.auth_results import authenticated_by
-from casegate.daemon.compose import Renderer, build_message, local_time, make_address
-from casegate.daemon.config import Config
-from casegate.daemon.workflow.handoff import VendorHandoffRegistry, VendorRequest
-from casegate.daemon.outbox import enqueue
-from casegate.daemon.workflow.reply_address import ReplyAddressSigner
-from casegate.daemon.workflow.security import SecurityConfig, load_secret
-from casegate.daemon.workflow.staff import StaffDirectory, StaffMember
-from casegate.parsers.message import ParsedMessage
-from casegate.storage import repository as repo
-from casegate.storage.blobs import BlobStore
-from casegate.storage.models import Case, Event, Message
+from . import commands as cmdlib
+from ..directory.auth_results import authenticated_by
+from ..notify.compose import Renderer, build_message, local_time, make_address
+from ..config import Config
+from .handoff import VendorHandoffRegistry, VendorRequest
+from ..runtime.outbox import enqueue
+from ..directory.reply_address import ReplyAddressSigner
+from ..directory.security import SecurityConfig, load_secret
+from ..directory.staff import StaffDirectory, StaffMember
+from ...parsers.message import ParsedMessage
+from ...storage import repository as repo
+from ...storage.blobs import BlobStore
+from ...storage.models import Case, Event, Message
 
 log = logging.getLogger("casegate.workflow")
 
@@ -558,7 +558,7 @@ def _split_addrs(*fields: str) -> list[str]:
 
 def build_workflow(config: Config, pipeline) -> Workflow:  # noqa: ANN001 - Pipeline
     """Build the workflow from config (staff, security) and install it in ``pipeline``."""
-    from casegate.daemon.pipeline import PRIORITY_LABELS
+    from ..stages.pipeline import PRIORITY_LABELS
 
     security = SecurityConfig.from_config(config)
     staff = StaffDirectory.from_config(config)

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from casegate.storage.models import Case
+from ...storage.models import Case
 
 
 @dataclass(frozen=True)

@@ -11,20 +11,20 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from casegate.daemon.compose import Renderer
-from casegate.daemon.config import Config, ConfigError
-from casegate.daemon.fax.intake import install as install_fax_intake
-from casegate.daemon.mailer import make_transport
-from casegate.daemon.outbox import OutboxWorker
-from casegate.daemon.parse_pool import ParsePool
-from casegate.daemon.pipeline import Pipeline, utcnow
-from casegate.daemon.timekeeping.policy import Policy, PolicyError
-from casegate.daemon.timekeeping.notices import requester
-from casegate.daemon.timekeeping.scheduler import install as install_timekeeping
-from casegate.daemon.workflow.conversation import build_workflow
-from casegate.rules import RuleStore, default_folder
-from casegate.storage.blobs import BlobStore
-from casegate.storage.db import Database
+from ..notify.compose import Renderer
+from ..config import Config, ConfigError
+from ..fax.intake import install as install_fax_intake
+from .mailer import make_transport
+from .outbox import OutboxWorker
+from .parse_pool import ParsePool
+from ..stages.pipeline import Pipeline, utcnow
+from ..timekeeping.policy import Policy, PolicyError
+from ..timekeeping.notices import requester
+from ..timekeeping.scheduler import install as install_timekeeping
+from ..workflow.conversation import build_workflow
+from ...rules import RuleStore, default_folder
+from ...storage.blobs import BlobStore
+from ...storage.db import Database
 
 
 def load_policy(config: Config) -> Policy:

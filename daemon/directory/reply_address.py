@@ -22,7 +22,7 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from casegate.parsers.message import ParsedMessage
+from ...parsers.message import ParsedMessage
 
 DEFAULT_TOKEN_LENGTH = 12
 MIN_TOKEN_LENGTH = 10

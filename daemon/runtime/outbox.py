@@ -24,12 +24,12 @@ from email.message import Message
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from casegate.daemon.compose import to_wire
-from casegate.daemon.config import OutgoingConfig
-from casegate.daemon.mailer import DeliveryResult, Outgoing, Transport
-from casegate.storage import repository as repo
-from casegate.storage.db import Database
-from casegate.storage.models import Case, Message, OutboxMessage
+from ..notify.compose import to_wire
+from ..config import OutgoingConfig
+from .mailer import DeliveryResult, Outgoing, Transport
+from ...storage import repository as repo
+from ...storage.db import Database
+from ...storage.models import Case, Message, OutboxMessage
 
 log = logging.getLogger("casegate.outbox")
 

@@ -23,8 +23,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from casegate.daemon.config import Config, ConfigError, build_section, read_secret
-from casegate.daemon.workflow.reply_address import MIN_TOKEN_LENGTH
+from ..config import Config, ConfigError, build_section, read_secret
+from .reply_address import MIN_TOKEN_LENGTH
 
 SECRET_FILE_NAME = "secret.key"
 

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from casegate.daemon.config import Config, ConfigError, build_section
+from ..config import Config, ConfigError, build_section
 
 CONVENTIONAL_ROLES = ("service-engineer", "support-supervisor", "general-manager")
 

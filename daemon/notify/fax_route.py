@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from casegate.daemon.fax.config import FaxConfig
-from casegate.parsers.message import ParsedMessage
-from casegate.storage.models import Customer
+from ..fax.config import FaxConfig
+from ...parsers.message import ParsedMessage
+from ...storage.models import Customer
 
 log = logging.getLogger("casegate.fax")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from casegate.daemon.config import OutgoingConfig, read_secret
+from ..config import OutgoingConfig, read_secret
 
 
 @dataclass(frozen=True)

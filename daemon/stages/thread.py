@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from casegate.parsers.message import ParsedMessage
-from casegate.storage import repository as repo
-from casegate.storage.models import Case
-from casegate.storage.numbering import number_pattern
+from ...parsers.message import ParsedMessage
+from ...storage import repository as repo
+from ...storage.models import Case
+from ...storage.numbering import number_pattern
 
 
 @dataclass(frozen=True)

@@ -21,22 +21,22 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from casegate.daemon.compose import Renderer, build_message, local_time, make_address
-from casegate.daemon.config import Config
-from casegate.daemon.fax.customer import fax_customer
-from casegate.daemon.fax.reply import choose_recipient
-from casegate.daemon.outbox import enqueue
-from casegate.daemon.timekeeping.policy import Duration, Policy
-from casegate.daemon.threader import Threader
-from casegate.daemon.parse_pool import ParseOutcome, ParsePool, parse_outcome
-from casegate.parsers.message import Attachment as ParsedAttachment
-from casegate.parsers.message import ParsedMessage
-from casegate.rules import Classification, ClassifyInput, RuleStore
-from casegate.storage import repository as repo
-from casegate.storage.blobs import BlobStore
-from casegate.storage.db import Database, DatabaseUnavailable
-from casegate.storage.models import Attachment, Case, Customer, Message, Quarantine
-from casegate.storage.numbering import allocate_case_number, release_unused_case_numbers, reserve_case_numbers
+from ..notify.compose import Renderer, build_message, local_time, make_address
+from ..config import Config
+from ..fax.customer import fax_customer
+from ..notify.fax_route import choose_recipient
+from ..runtime.outbox import enqueue
+from ..timekeeping.policy import Duration, Policy
+from .thread import Threader
+from ..runtime.parse_pool import ParseOutcome, ParsePool, parse_outcome
+from ...parsers.message import Attachment as ParsedAttachment
+from ...parsers.message import ParsedMessage
+from ...rules import Classification, ClassifyInput, RuleStore
+from ...storage import repository as repo
+from ...storage.blobs import BlobStore
+from ...storage.db import Database, DatabaseUnavailable
+from ...storage.models import Attachment, Case, Customer, Message, Quarantine
+from ...storage.numbering import allocate_case_number, release_unused_case_numbers, reserve_case_numbers
 
 log = logging.getLogger("casegate.pipeline")
 

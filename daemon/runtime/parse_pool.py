@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from casegate.parsers import ParseError, parse_message
-from casegate.parsers.message import ParsedMessage
+from ...parsers import ParseError, parse_message
+from ...parsers.message import ParsedMessage
 
 log = logging.getLogger("casegate.parse")
 

@@ -28,7 +28,10 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+from ... import templates as templates_package
+
+# The shipped templates are package data of ``casegate.templates``.
+TEMPLATES_DIR = Path(templates_package.__file__).resolve().parent
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 LANGUAGES = ("zh", "en")
 WIRE_POLICY = compat32.clone(linesep="\r\n")

@@ -15,8 +15,8 @@ from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from casegate.storage.db import Database, DatabaseUnavailable
-from casegate.storage.models import SourceState
+from ...storage.db import Database, DatabaseUnavailable
+from ...storage.models import SourceState
 
 log = logging.getLogger("casegate.source")
 

@@ -15,16 +15,16 @@ import logging
 import signal
 from dataclasses import replace
 
-from casegate.daemon import systemd
-from casegate.daemon.app import App
-from casegate.daemon.config import Config, ConfigError, ImapSourceConfig, SmtpSourceConfig, SpoolSourceConfig, load_config
-from casegate.daemon.mailer import make_transport
-from casegate.daemon.pipeline import IngestResult
-from casegate.daemon.timekeeping.scheduler import start as start_scheduler
-from casegate.daemon.source_state import SourceStatus
-from casegate.daemon.sources.imap import ImapSource
-from casegate.daemon.sources.smtp import start_listener
-from casegate.storage.db import DatabaseUnavailable
+from . import systemd
+from .app import App
+from ..config import Config, ConfigError, ImapSourceConfig, SmtpSourceConfig, SpoolSourceConfig, load_config
+from .mailer import make_transport
+from ..stages.pipeline import IngestResult
+from ..timekeeping.scheduler import start as start_scheduler
+from .source_state import SourceStatus
+from ..sources.imap import ImapSource
+from ..sources.smtp import start_listener
+from ...storage.db import DatabaseUnavailable
 
 log = logging.getLogger("casegate.daemon")
 
@@ -135,7 +135,7 @@ class Daemon:
             elif isinstance(src, SmtpSourceConfig):
                 self.servers.append(await start_listener(src, self.config.service, self.app.pipeline, status, self._on_ingested))
             elif isinstance(src, SpoolSourceConfig):
-                from casegate.daemon.sources.spool import SpoolSource
+                from ..sources.spool import SpoolSource
 
                 spool = SpoolSource(src, self.config, self.app.pipeline, status, self._on_ingested)
                 self.thread_sources.append(spool)
