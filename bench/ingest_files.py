@@ -24,9 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from casegate.daemon.inbound import Inbound
 from casegate.daemon.runtime.app import App  # noqa: E402
 from casegate.daemon.config import build_config  # noqa: E402
-from casegate.daemon.stages.pipeline import Source  # noqa: E402
+from casegate.daemon.inbound import Source  # noqa: E402
 
 SUBJECTS = [
     "系统宕机，业务全部中断", "服务器性能严重下降", "打印机偶尔报错", "如何配置VPN客户端",
@@ -87,14 +88,14 @@ def main() -> int:
         rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t0 = time.perf_counter()
         for start in range(0, len(files), args.batch):
-            chunk = [(f.read_bytes(), src) for f in files[start:start + args.batch]]
+            chunk = [Inbound(f.read_bytes(), src) for f in files[start:start + args.batch]]
             for res in app.pipeline.ingest_batch(chunk):
                 outcomes[res.outcome] = outcomes.get(res.outcome, 0) + 1
         elapsed = time.perf_counter() - t0
         rss_end = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
         t1 = time.perf_counter()
-        dup = app.pipeline.ingest_batch([(f.read_bytes(), src) for f in files[: min(1000, len(files))]])
+        dup = app.pipeline.ingest_batch([Inbound(f.read_bytes(), src) for f in files[: min(1000, len(files))]])
         dup_elapsed = time.perf_counter() - t1
 
         print(f"messages:            {args.n} (generated in {gen:.2f} s, batch {args.batch})")

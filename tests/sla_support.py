@@ -13,9 +13,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from casegate.daemon.inbound import Inbound
 from casegate.daemon.runtime.app import App
 from casegate.daemon.config import build_config
-from casegate.daemon.stages.pipeline import Source
+from casegate.daemon.inbound import Source
 from casegate.daemon.timekeeping.scheduler import run_sweeps
 from casegate.storage import repository as repo
 from casegate.storage.models import Case, CaseTimer
@@ -91,7 +92,7 @@ def mail(sender: str = CUSTOMER, subject: str = "服务器宕机，业务中断"
 
 
 def ingest(app: App, raw: bytes) -> str:
-    res = app.pipeline.ingest(raw, SOURCE)
+    res = app.pipeline.ingest(Inbound(raw, SOURCE))
     assert res.outcome in ("new", "reply"), res
     assert res.case_number
     return res.case_number
@@ -157,5 +158,5 @@ def staff_reply(app: App, number: str, text: str, sender: str = ENGINEER, subjec
     """An engineer answering through the signed reply address the workflow issued."""
     signed = app.workflow.signer.address(number, sender)
     raw = mail(sender, subject or f"Re: [{number}] 服务器宕机", text, to=signed)
-    res = app.pipeline.ingest(raw, SOURCE)
+    res = app.pipeline.ingest(Inbound(raw, SOURCE))
     assert res.outcome == "reply", res

@@ -386,7 +386,7 @@ def test_quarantine_retry_reingests_after_a_fix(tmp_path: Path) -> None:
     """A message quarantined by a (since fixed) failure goes through on retry."""
     from casegate.daemon.runtime.app import App
     from casegate.daemon.config import load_config
-    from casegate.daemon.stages.pipeline import Source
+    from casegate.daemon.inbound import Inbound, Source
 
 
     cfg_path = tmp_path / "casegate.toml"
@@ -399,7 +399,7 @@ def test_quarantine_retry_reingests_after_a_fix(tmp_path: Path) -> None:
 
     app.pipeline.classify = broken
     raw = mail(subject="重试测试")
-    assert app.pipeline.ingest(raw, Source("imap-main", "imap")).outcome == "quarantined"
+    assert app.pipeline.ingest(Inbound(raw, Source("imap-main", "imap"))).outcome == "quarantined"
     app.pipeline.classify = original
     app.close()
 
@@ -412,7 +412,7 @@ def test_quarantine_retry_reingests_after_a_fix(tmp_path: Path) -> None:
     assert "quarantine is empty" in listing.stdout
     # garbage stays quarantined, with a non-zero exit
     app = App(load_config(str(cfg_path)))
-    app.pipeline.ingest(b"\x00\x01 garbage", Source("cli", "file"))
+    app.pipeline.ingest(Inbound(b"\x00\x01 garbage", Source("cli", "file")))
     app.close()
     again = subprocess.run([sys.executable, "-m", "casegate.daemon.cli", "--config", str(cfg_path), "quarantine", "retry", "--all"],
                            capture_output=True, text=True)

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from casegate.daemon.inbound import Inbound
 from casegate.daemon.runtime.app import App
 from casegate.daemon.config import ConfigError
 from casegate.daemon.fax.config import load_fax_config
 from casegate.daemon.notify.fax_route import render_letter_pdf
-from casegate.daemon.stages.pipeline import Source
+from casegate.daemon.inbound import Source
 from casegate.daemon.runtime.source_state import SourceStatus
 from casegate.daemon.sources.imap import ImapSource
 from casegate.storage import repository as repo
@@ -82,7 +83,7 @@ def test_configured_pattern_recognises_a_custom_gateway(tmp_path: Path) -> None:
         {"name": "acme-box", "subject": r"^ACME-FAX (?P<number>[\d-]+)$"}]})
     raw = gateway_mail("020-87681011", FAKE_TIFF, "generic", pages=1)
     raw = raw.replace(b"Subject: Fax from 020-87681011 (1 pages)", b"Subject: ACME-FAX 020-87681011")
-    res = app.pipeline.ingest(raw, Source("mail", "imap"))  # an ordinary mailbox
+    res = app.pipeline.ingest(Inbound(raw, Source("mail", "imap")))  # an ordinary mailbox
     case = load(app, res.case_number)
     assert case.customer.contact("fax") == "+862087681011"
     assert events(case, "fax-received")[0]["gateway"] == "acme-box"
@@ -94,7 +95,7 @@ def test_configured_pattern_recognises_a_custom_gateway(tmp_path: Path) -> None:
 def test_fax_text_goes_to_the_rules_and_is_stored(tmp_path: Path) -> None:
     ocr = FakeOcr(OUTAGE)
     app = fax_app(tmp_path, ocr)
-    res = app.pipeline.ingest(gateway_mail("+86 20 8768 1011", FAKE_TIFF, pages=1), FAXBOX)
+    res = app.pipeline.ingest(Inbound(gateway_mail("+86 20 8768 1011", FAKE_TIFF, pages=1), FAXBOX))
     assert res.outcome == "new"
     case = load(app, res.case_number)
     assert case.priority == "P1"
@@ -108,7 +109,7 @@ def test_fax_text_goes_to_the_rules_and_is_stored(tmp_path: Path) -> None:
 
 def test_unknown_number_creates_a_fax_customer_named_after_the_station(tmp_path: Path) -> None:
     app = fax_app(tmp_path, FakeOcr("请检查打印机"))
-    res = app.pipeline.ingest(gateway_mail("ACME GZ +86 20 8768 1011", FAKE_TIFF, pages=1), FAXBOX)
+    res = app.pipeline.ingest(Inbound(gateway_mail("ACME GZ +86 20 8768 1011", FAKE_TIFF, pages=1), FAXBOX))
     case = load(app, res.case_number)
     assert case.customer.name == "ACME GZ +86 20 8768 1011"
     assert [(c.kind, c.value) for c in case.customer.contacts] == [("fax", "+862087681011")]
@@ -124,7 +125,7 @@ def test_known_fax_number_finds_its_customer(tmp_path: Path) -> None:
                                     contacts=[("fax", "+862087681011")])
         s.flush()
         cust_id = cust.id
-    res = app.pipeline.ingest(gateway_mail("020-8768 1011", FAKE_TIFF, pages=1), FAXBOX)
+    res = app.pipeline.ingest(Inbound(gateway_mail("020-8768 1011", FAKE_TIFF, pages=1), FAXBOX))
     case = load(app, res.case_number)
     assert case.customer_id == cust_id
     with app.db.session() as s:
@@ -137,13 +138,13 @@ def test_phone_contact_also_matches(tmp_path: Path) -> None:
         cust = repo.create_customer(s, app.clock(), name="李工", contacts=[("phone", "+862087681011")])
         s.flush()
         cust_id = cust.id
-    res = app.pipeline.ingest(gateway_mail("02087681011", FAKE_TIFF, pages=1), FAXBOX)
+    res = app.pipeline.ingest(Inbound(gateway_mail("02087681011", FAKE_TIFF, pages=1), FAXBOX))
     assert load(app, res.case_number).customer_id == cust_id
 
 
 def test_unreadable_fax_is_still_a_case_flagged_not_read(tmp_path: Path) -> None:
     app = fax_app(tmp_path, FakeOcr(error="tesseract not available ('tesseract' not found or not working)"))
-    res = app.pipeline.ingest(gateway_mail("020-87681011", FAKE_TIFF, pages=1), FAXBOX)
+    res = app.pipeline.ingest(Inbound(gateway_mail("020-87681011", FAKE_TIFF, pages=1), FAXBOX))
     assert res.outcome == "new"
     case = load(app, res.case_number)
     assert case.priority == "P2"  # [fax] default_priority, above the P3 default
@@ -156,13 +157,13 @@ def test_unread_fax_keeps_a_more_severe_rule_priority(tmp_path: Path) -> None:
     app = fax_app(tmp_path, FakeOcr(error="OCR time limit reached"))
     msg = email.message_from_bytes(gateway_mail("020-87681011", FAKE_TIFF, pages=1), policy=email.policy.default)
     msg.replace_header("Subject", "系统宕机")
-    res = app.pipeline.ingest(msg.as_bytes(), FAXBOX)
+    res = app.pipeline.ingest(Inbound(msg.as_bytes(), FAXBOX))
     assert load(app, res.case_number).priority == "P1"
 
 
 def test_fax_without_document_is_flagged(tmp_path: Path) -> None:
     app = fax_app(tmp_path, FakeOcr(OUTAGE))
-    res = app.pipeline.ingest(mail(subject="Fax from 020-87681011 (1 pages)", sender="fax@gw.example"), FAXBOX)
+    res = app.pipeline.ingest(Inbound(mail(subject="Fax from 020-87681011 (1 pages)", sender="fax@gw.example"), FAXBOX))
     case = load(app, res.case_number)
     assert "no fax document" in events(case, "fax-not-read")[0]["reason"]
 
@@ -170,7 +171,7 @@ def test_fax_without_document_is_flagged(tmp_path: Path) -> None:
 def test_ordinary_mail_is_not_a_fax(tmp_path: Path) -> None:
     ocr = FakeOcr(OUTAGE)
     app = fax_app(tmp_path, ocr)
-    res = app.pipeline.ingest(mail(subject="打印机卡纸", body="请帮忙看看。"), Source("mail", "imap"))
+    res = app.pipeline.ingest(Inbound(mail(subject="打印机卡纸", body="请帮忙看看。"), Source("mail", "imap")))
     case = load(app, res.case_number)
     assert ocr.calls == [] and not events(case, "fax-received")
     assert case.customer.contact("email") == "zhangsan@customer.cn"
@@ -178,9 +179,9 @@ def test_ordinary_mail_is_not_a_fax(tmp_path: Path) -> None:
 
 def test_case_number_written_on_a_fax_threads_to_that_case(tmp_path: Path) -> None:
     app = fax_app(tmp_path, FakeOcr(OUTAGE))
-    first = app.pipeline.ingest(gateway_mail("020-87681011", FAKE_TIFF, pages=1), FAXBOX)
+    first = app.pipeline.ingest(Inbound(gateway_mail("020-87681011", FAKE_TIFF, pages=1), FAXBOX))
     app.fax.ocr = FakeOcr(f"关于案例 {first.case_number.replace('-', ' - ', 1)}：工程师已到，谢谢")
-    second = app.pipeline.ingest(gateway_mail("020-87681011", FAKE_TIFF + b"2", pages=1), FAXBOX)
+    second = app.pipeline.ingest(Inbound(gateway_mail("020-87681011", FAKE_TIFF + b"2", pages=1), FAXBOX))
     assert second.outcome == "reply" and second.case_number == first.case_number
     case = load(app, first.case_number)
     assert len([m for m in case.messages if m.direction == "in"]) == 2
@@ -192,7 +193,7 @@ def test_case_number_written_on_a_fax_threads_to_that_case(tmp_path: Path) -> No
 
 def test_fax_only_customer_is_answered_through_the_gateway(tmp_path: Path) -> None:
     app = fax_app(tmp_path, FakeOcr(OUTAGE))
-    res = app.pipeline.ingest(gateway_mail("+86 20 8768 1011", FAKE_TIFF, pages=1), FAXBOX)
+    res = app.pipeline.ingest(Inbound(gateway_mail("+86 20 8768 1011", FAKE_TIFF, pages=1), FAXBOX))
     rows = outbox(app)
     assert [r.rcpt_to for r in rows] == ["862087681011@fax.gateway.example"]
     msg = email.message_from_bytes(rows[0].raw, policy=email.policy.default)
@@ -215,7 +216,7 @@ def test_customer_with_email_gets_email_even_for_a_fax(tmp_path: Path) -> None:
     with app.db.transaction() as s:
         repo.create_customer(s, app.clock(), name="王工",
                              contacts=[("fax", "+862087681011"), ("email", "wang@acme.cn")])
-    app.pipeline.ingest(gateway_mail("020-87681011", FAKE_TIFF, pages=1), FAXBOX)
+    app.pipeline.ingest(Inbound(gateway_mail("020-87681011", FAKE_TIFF, pages=1), FAXBOX))
     rows = outbox(app)
     assert [r.rcpt_to for r in rows] == ["wang@acme.cn"]
     msg = email.message_from_bytes(rows[0].raw, policy=email.policy.default)
@@ -224,21 +225,21 @@ def test_customer_with_email_gets_email_even_for_a_fax(tmp_path: Path) -> None:
 
 def test_no_ack_without_number_or_without_gateway(tmp_path: Path) -> None:
     app = fax_app(tmp_path, FakeOcr(OUTAGE))
-    res = app.pipeline.ingest(gateway_mail("<UNSPECIFIED>", FAKE_TIFF, pages=1, caller_id=""), FAXBOX)
+    res = app.pipeline.ingest(Inbound(gateway_mail("<UNSPECIFIED>", FAKE_TIFF, pages=1, caller_id=""), FAXBOX))
     case = load(app, res.case_number)
     assert case.customer is None
     assert "usable sender number" in events(case, "ack-suppressed")[0]["reason"]
     assert outbox(app) == []
 
     app2 = fax_app(tmp_path / "b", FakeOcr(OUTAGE), fax={"reply_gateway": ""})
-    res2 = app2.pipeline.ingest(gateway_mail("020-87681011", FAKE_TIFF, pages=1), FAXBOX)
+    res2 = app2.pipeline.ingest(Inbound(gateway_mail("020-87681011", FAKE_TIFF, pages=1), FAXBOX))
     assert "reply_gateway" in events(load(app2, res2.case_number), "ack-suppressed")[0]["reason"]
     assert outbox(app2) == []
 
 
 def test_text_reply_format(tmp_path: Path) -> None:
     app = fax_app(tmp_path, FakeOcr(OUTAGE), fax={"reply_format": "text"})
-    app.pipeline.ingest(gateway_mail("020-87681011", FAKE_TIFF, pages=1), FAXBOX)
+    app.pipeline.ingest(Inbound(gateway_mail("020-87681011", FAKE_TIFF, pages=1), FAXBOX))
     msg = email.message_from_bytes(outbox(app)[0].raw, policy=email.policy.default)
     assert not list(msg.iter_attachments())
     assert msg.get_content_type() == "text/plain"
@@ -255,7 +256,7 @@ def test_letter_pdf_is_one_page_with_chinese(tmp_path: Path) -> None:
 
 def test_gateway_ack_arrives_at_the_smtp_sink(tmp_path: Path, smtp_sink) -> None:
     app = fax_app(tmp_path, FakeOcr(OUTAGE), outgoing=sink_outgoing(smtp_sink))
-    res = app.pipeline.ingest(gateway_mail("+86 20 8768 1011", FAKE_TIFF, pages=1), FAXBOX)
+    res = app.pipeline.ingest(Inbound(gateway_mail("+86 20 8768 1011", FAKE_TIFF, pages=1), FAXBOX))
     app.outbox.send_due()
     (msg,) = smtp_sink.wait_for(1)
     assert smtp_sink.received[0].rcpt_tos == ("862087681011@fax.gateway.example",)
@@ -273,8 +274,7 @@ def test_scanned_fax_becomes_a_p1_case(tmp_path: Path, render) -> None:
     require_ocr()
     app = fax_app(tmp_path)
     doc = render([[OUTAGE], ["Customer: ACME 20-8768-1011"]])
-    res = app.pipeline.ingest(gateway_mail("020-87681011", doc, "efax" if render is render_fax_pdf else "hylafax"),
-                              FAXBOX)
+    res = app.pipeline.ingest(Inbound(gateway_mail("020-87681011", doc, "efax" if render is render_fax_pdf else "hylafax"), FAXBOX))
     case = load(app, res.case_number)
     assert case.priority == "P1", case.messages[0].text
     assert "宕机" in case.messages[0].text and "ACME" in case.messages[0].text
@@ -286,7 +286,7 @@ def test_corrupt_tiff_in_mail_is_a_case_flagged_not_read(tmp_path: Path) -> None
     require_ocr()
     app = fax_app(tmp_path)
     broken = render_fax_tiff([[OUTAGE]])[:300]
-    res = app.pipeline.ingest(gateway_mail("020-87681011", broken, pages=1), FAXBOX)
+    res = app.pipeline.ingest(Inbound(gateway_mail("020-87681011", broken, pages=1), FAXBOX))
     case = load(app, res.case_number)
     assert case.priority == "P2"
     assert events(case, "fax-not-read")[0]["reason"].startswith("fax000000123.tif:")
@@ -321,7 +321,7 @@ def test_imap_fax_mailbox(tmp_path: Path, dovecot_user, monkeypatch) -> None:
 
 def test_fax_like_subject_without_document_in_ordinary_mail_is_mail(tmp_path: Path) -> None:
     app = fax_app(tmp_path, FakeOcr(OUTAGE))
-    res = app.pipeline.ingest(mail(subject="Fax from Beijing office", body="请回电。"), Source("mail", "imap"))
+    res = app.pipeline.ingest(Inbound(mail(subject="Fax from Beijing office", body="请回电。"), Source("mail", "imap")))
     case = load(app, res.case_number)
     assert case.customer.contact("email") == "zhangsan@customer.cn"
     assert [r.rcpt_to for r in outbox(app)] == ["zhangsan@customer.cn"]
@@ -343,8 +343,8 @@ def test_customer_route_for_status_updates(tmp_path: Path) -> None:
 def test_case_number_on_another_customers_fax_does_not_join_that_case(tmp_path: Path) -> None:
     """An OCR'd case number only threads a fax from the case's own customer."""
     app = fax_app(tmp_path, FakeOcr(OUTAGE))
-    first = app.pipeline.ingest(gateway_mail("020-87681011", FAKE_TIFF, pages=1), FAXBOX)
+    first = app.pipeline.ingest(Inbound(gateway_mail("020-87681011", FAKE_TIFF, pages=1), FAXBOX))
     app.fax.ocr = FakeOcr(f"参考案例 {first.case_number}：我们的打印机也坏了")
-    other = app.pipeline.ingest(gateway_mail("010-66778899", FAKE_TIFF + b"3", pages=1), FAXBOX)
+    other = app.pipeline.ingest(Inbound(gateway_mail("010-66778899", FAKE_TIFF + b"3", pages=1), FAXBOX))
     assert other.outcome == "new" and other.case_number != first.case_number
     assert len([m for m in load(app, first.case_number).messages if m.direction == "in"]) == 1

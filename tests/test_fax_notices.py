@@ -9,8 +9,9 @@ import json
 from sla_support import ENGINEER, SUPERVISOR, Clock, case_of, deliver, make_app, sh, sweep_and_send
 from sqlalchemy import select
 
+from casegate.daemon.inbound import Inbound
 from casegate.daemon.notify.fax_route import find_cjk_font
-from casegate.daemon.stages.pipeline import Source
+from casegate.daemon.inbound import Source
 from casegate.storage.models import OutboxMessage
 from fax_support import GATEWAY, FakeOcr
 from faxgen import gateway_mail
@@ -25,7 +26,7 @@ def fax_case(tmp_path, smtp_sink, **fax):  # type: ignore[no-untyped-def]
     clock = Clock(sh(2026, 10, 9, 20, 0))
     app = make_app(tmp_path, smtp_sink, clock, fax={"reply_gateway": GATEWAY, **fax})
     app.fax.ocr = FakeOcr(OUTAGE)
-    res = app.pipeline.ingest(gateway_mail("+86 20 8768 1011", FAKE_TIFF, pages=1), FAXBOX)
+    res = app.pipeline.ingest(Inbound(gateway_mail("+86 20 8768 1011", FAKE_TIFF, pages=1), FAXBOX))
     assert res.outcome == "new" and res.case_number
     return app, clock, res.case_number
 
@@ -96,7 +97,7 @@ def test_fax_customer_with_email_gets_the_update_by_email(tmp_path, smtp_sink) -
     app.fax.ocr = FakeOcr(OUTAGE)
     with app.db.transaction() as s:
         repo.create_customer(s, clock(), name="王工", contacts=[("fax", "+862087681011"), ("email", "wang@acme.cn")])
-    app.pipeline.ingest(gateway_mail("020-87681011", FAKE_TIFF, pages=1), FAXBOX)
+    app.pipeline.ingest(Inbound(gateway_mail("020-87681011", FAKE_TIFF, pages=1), FAXBOX))
     deliver(app, smtp_sink)
     arrived = sweep_and_send(app, smtp_sink, clock, sh(2026, 10, 9, 21, 0))
     (update,) = [m for m in arrived if to_of(m) == "wang@acme.cn"]

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from casegate.daemon.inbound import Inbound
 from casegate.daemon.runtime.app import App
 from casegate.daemon.runtime.outbox import LEASE
-from casegate.daemon.stages.pipeline import Source
+from casegate.daemon.inbound import Source
 from casegate.storage.models import OutboxMessage
 from helpers import make_config, mail
 from servers.ports import free_port
@@ -44,7 +45,7 @@ def relay_app(tmp_path: Path, port: int, clock: Clock, **outgoing) -> App:
 def test_relay_down_retries_with_backoff_then_delivers(tmp_path: Path, smtp_sink) -> None:
     clock = Clock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
     app = relay_app(tmp_path, free_port(), clock)  # nothing listens there
-    app.pipeline.ingest(mail(), SRC)
+    app.pipeline.ingest(Inbound(mail(), SRC))
     delays = []
     for _ in range(3):
         report = app.outbox.send_due()
@@ -71,7 +72,7 @@ def test_relay_down_retries_with_backoff_then_delivers(tmp_path: Path, smtp_sink
 def test_message_still_unsent_after_give_up_time_is_marked_failed(tmp_path: Path) -> None:
     clock = Clock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
     app = relay_app(tmp_path, free_port(), clock)
-    app.pipeline.ingest(mail(), SRC)
+    app.pipeline.ingest(Inbound(mail(), SRC))
     app.outbox.send_due()
     clock.now += timedelta(hours=2)
     report = app.outbox.send_due()
@@ -101,7 +102,7 @@ def test_recipient_refused_with_5xx_fails_at_once(tmp_path: Path) -> None:
         handler.handle_RCPT = handle_RCPT
         clock = Clock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
         app = relay_app(tmp_path, sink.port, clock)
-        app.pipeline.ingest(mail(), SRC)
+        app.pipeline.ingest(Inbound(mail(), SRC))
         report = app.outbox.send_due()
         assert report.failed == 1
         row = rows(app)[0]
@@ -113,7 +114,7 @@ def test_recipient_refused_with_5xx_fails_at_once(tmp_path: Path) -> None:
 def test_crash_after_maildir_write_does_not_write_twice(tmp_path: Path) -> None:
     clock = Clock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
     app = App(make_config(tmp_path), clock=clock)
-    app.pipeline.ingest(mail(), SRC)
+    app.pipeline.ingest(Inbound(mail(), SRC))
     # a worker claims and writes the file, then "dies" before recording it
     batch = app.outbox._claim(10)
     app.outbox.transport.deliver(batch)
@@ -128,7 +129,7 @@ def test_crash_after_maildir_write_does_not_write_twice(tmp_path: Path) -> None:
 def test_leases_of_a_dead_process_on_this_host_are_released_at_start(tmp_path: Path) -> None:
     clock = Clock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
     app = App(make_config(tmp_path), clock=clock)
-    app.pipeline.ingest(mail(), SRC)
+    app.pipeline.ingest(Inbound(mail(), SRC))
     app.outbox._claim(10)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from casegate.daemon.inbound import Inbound
 from casegate.daemon.runtime.app import App
-from casegate.daemon.stages.pipeline import Source
+from casegate.daemon.inbound import Source
 from casegate.storage import repository as repo
 from casegate.storage.models import Case, Event, Message, OutboxMessage, Quarantine
 from helpers import make_app, make_config, mail, sink_outgoing
@@ -57,7 +58,7 @@ def ack_message_id(app: App, number: str) -> str:
 
 
 def test_new_case_is_numbered_classified_and_acknowledged(app: App) -> None:
-    res = app.pipeline.ingest(mail(), SRC)
+    res = app.pipeline.ingest(Inbound(mail(), SRC))
     assert res.outcome == "new"
     assert res.case_number == f"SR-{datetime.now(timezone.utc).year}-000001"
     case = case_of(app, res.case_number)
@@ -73,7 +74,7 @@ def test_new_case_is_numbered_classified_and_acknowledged(app: App) -> None:
 
 def test_raw_bytes_are_kept_whole(app: App) -> None:
     raw = (DATA / "gbk.eml").read_bytes()
-    res = app.pipeline.ingest(raw, SRC)
+    res = app.pipeline.ingest(Inbound(raw, SRC))
     with app.db.session() as s:
         stored = s.execute(select(Message.raw).where(Message.direction == "in")).scalar_one()
     assert stored == raw
@@ -82,8 +83,8 @@ def test_raw_bytes_are_kept_whole(app: App) -> None:
 
 def test_same_message_twice_is_a_duplicate(app: App) -> None:
     raw = mail()
-    first = app.pipeline.ingest(raw, SRC)
-    second = app.pipeline.ingest(raw, SRC)
+    first = app.pipeline.ingest(Inbound(raw, SRC))
+    second = app.pipeline.ingest(Inbound(raw, SRC))
     assert second.outcome == "duplicate"
     assert second.case_number == first.case_number
     assert count(app, Case) == 1
@@ -92,10 +93,10 @@ def test_same_message_twice_is_a_duplicate(app: App) -> None:
 
 def test_message_without_message_id_dedupes_by_content(app: App) -> None:
     raw = (DATA / "no_message_id.eml").read_bytes()
-    assert app.pipeline.ingest(raw, SRC).outcome == "new"
-    assert app.pipeline.ingest(raw, SRC).outcome == "duplicate"
+    assert app.pipeline.ingest(Inbound(raw, SRC)).outcome == "new"
+    assert app.pipeline.ingest(Inbound(raw, SRC)).outcome == "duplicate"
     # different bytes, still no Message-ID: a different message
-    assert app.pipeline.ingest(raw + b"\nmore\n", SRC).outcome == "new"
+    assert app.pipeline.ingest(Inbound(raw + b"\nmore\n", SRC)).outcome == "new"
 
 
 @pytest.mark.parametrize(
@@ -109,43 +110,41 @@ def test_message_without_message_id_dedupes_by_content(app: App) -> None:
     ],
 )
 def test_reply_threads_by_case_number_in_subject(app: App, subject: str) -> None:
-    number = app.pipeline.ingest(mail(), SRC).case_number
-    res = app.pipeline.ingest(mail(subject=subject.format(n=number), body="补充：日志见附件"), SRC)
+    number = app.pipeline.ingest(Inbound(mail(), SRC)).case_number
+    res = app.pipeline.ingest(Inbound(mail(subject=subject.format(n=number), body="补充：日志见附件"), SRC))
     assert (res.outcome, res.case_number) == ("reply", number)
     assert count(app, Case) == 1
 
 
 def test_case_number_in_lower_case_still_threads(app: App) -> None:
-    number = app.pipeline.ingest(mail(), SRC).case_number
-    res = app.pipeline.ingest(mail(subject=f"re: {number.lower()}"), SRC)
+    number = app.pipeline.ingest(Inbound(mail(), SRC)).case_number
+    res = app.pipeline.ingest(Inbound(mail(subject=f"re: {number.lower()}"), SRC))
     assert res.case_number == number
 
 
 def test_unknown_case_number_opens_a_new_case(app: App) -> None:
-    res = app.pipeline.ingest(mail(subject="Re: [SR-1999-000777] old"), SRC)
+    res = app.pipeline.ingest(Inbound(mail(subject="Re: [SR-1999-000777] old"), SRC))
     assert res.outcome == "new"
     assert res.case_number != "SR-1999-000777"
 
 
 def test_reply_threads_by_in_reply_to_our_acknowledgement(app: App) -> None:
-    number = app.pipeline.ingest(mail(), SRC).case_number
+    number = app.pipeline.ingest(Inbound(mail(), SRC)).case_number
     ack_id = ack_message_id(app, number)
-    res = app.pipeline.ingest(mail(subject="谢谢", in_reply_to=f"<{ack_id}>"), SRC)
+    res = app.pipeline.ingest(Inbound(mail(subject="谢谢", in_reply_to=f"<{ack_id}>"), SRC))
     assert (res.outcome, res.case_number) == ("reply", number)
 
 
 def test_reply_threads_by_references_to_the_customer_message(app: App) -> None:
     first = mail(message_id="<first@customer.cn>")
-    number = app.pipeline.ingest(first, SRC).case_number
-    res = app.pipeline.ingest(
-        mail(subject="subject rewritten", references="<unrelated@x> <first@customer.cn>"), SRC
-    )
+    number = app.pipeline.ingest(Inbound(first, SRC)).case_number
+    res = app.pipeline.ingest(Inbound(mail(subject="subject rewritten", references="<unrelated@x> <first@customer.cn>"), SRC))
     assert (res.outcome, res.case_number) == ("reply", number)
 
 
 def test_reply_adds_message_and_event_without_second_ack(app: App) -> None:
-    number = app.pipeline.ingest(mail(), SRC).case_number
-    app.pipeline.ingest(mail(subject=f"Re: [{number}]", body="又出现了"), SRC)
+    number = app.pipeline.ingest(Inbound(mail(), SRC)).case_number
+    app.pipeline.ingest(Inbound(mail(subject=f"Re: [{number}]", body="又出现了"), SRC))
     case = case_of(app, number)
     assert [m.direction for m in case.messages] == ["in", "out", "in"]
     assert count(app, OutboxMessage) == 1
@@ -160,10 +159,10 @@ def _close(app: App, number: str, closed_at: datetime) -> None:
 def test_reply_to_closed_case_within_window_reopens_it(tmp_path: Path) -> None:
     clock = Clock(datetime(2026, 11, 2, 2, 0, tzinfo=timezone.utc))
     app = App(make_config(tmp_path), clock=clock)
-    number = app.pipeline.ingest(mail(), SRC).case_number
+    number = app.pipeline.ingest(Inbound(mail(), SRC)).case_number
     _close(app, number, clock.now)
     clock.now += timedelta(days=3)
-    res = app.pipeline.ingest(mail(subject=f"Re: [{number}] 又坏了"), SRC)
+    res = app.pipeline.ingest(Inbound(mail(subject=f"Re: [{number}] 又坏了"), SRC))
     assert (res.outcome, res.case_number) == ("reply", number)
     case = case_of(app, number)
     assert case.status == "open"
@@ -173,10 +172,10 @@ def test_reply_to_closed_case_within_window_reopens_it(tmp_path: Path) -> None:
 def test_reply_to_long_closed_case_opens_a_linked_case(tmp_path: Path) -> None:
     clock = Clock(datetime(2026, 11, 2, 2, 0, tzinfo=timezone.utc))
     app = App(make_config(tmp_path), clock=clock)
-    number = app.pipeline.ingest(mail(), SRC).case_number
+    number = app.pipeline.ingest(Inbound(mail(), SRC)).case_number
     _close(app, number, clock.now)
     clock.now += timedelta(days=30)
-    res = app.pipeline.ingest(mail(subject=f"Re: [{number}] 又坏了"), SRC)
+    res = app.pipeline.ingest(Inbound(mail(subject=f"Re: [{number}] 又坏了"), SRC))
     assert res.outcome == "new" and res.case_number != number
     new_case, old_case = case_of(app, res.case_number), case_of(app, number)
     assert new_case.linked_case_id == old_case.id
@@ -184,12 +183,9 @@ def test_reply_to_long_closed_case_opens_a_linked_case(tmp_path: Path) -> None:
 
 
 def test_auto_reply_is_stored_on_its_case_but_never_answered(app: App) -> None:
-    number = app.pipeline.ingest(mail(), SRC).case_number
+    number = app.pipeline.ingest(Inbound(mail(), SRC)).case_number
     ack_id = ack_message_id(app, number)
-    res = app.pipeline.ingest(
-        mail(subject="自动回复: 我正在休假", in_reply_to=f"<{ack_id}>", headers={"Auto-Submitted": "auto-replied"}),
-        SRC,
-    )
+    res = app.pipeline.ingest(Inbound(mail(subject="自动回复: 我正在休假", in_reply_to=f"<{ack_id}>", headers={"Auto-Submitted": "auto-replied"}), SRC))
     assert (res.outcome, res.case_number) == ("ignored", number)
     assert count(app, OutboxMessage) == 1
     case = case_of(app, number)
@@ -198,7 +194,7 @@ def test_auto_reply_is_stored_on_its_case_but_never_answered(app: App) -> None:
 
 @pytest.mark.parametrize("name", ["auto_reply.eml", "dsn_bounce.eml", "list_mail.eml", "ooo_no_headers.eml"])
 def test_unmatched_automatic_mail_is_kept_unattached_and_unanswered(app: App, name: str) -> None:
-    res = app.pipeline.ingest((DATA / name).read_bytes(), SRC)
+    res = app.pipeline.ingest(Inbound((DATA / name).read_bytes(), SRC))
     assert res.outcome == "ignored" and res.case_number is None
     assert count(app, Case) == 0
     assert count(app, OutboxMessage) == 0
@@ -208,21 +204,21 @@ def test_unmatched_automatic_mail_is_kept_unattached_and_unanswered(app: App, na
 
 def test_garbage_is_quarantined_whole_and_reported(app: App) -> None:
     raw = (DATA / "garbage.eml").read_bytes()
-    res = app.pipeline.ingest(raw, SRC)
+    res = app.pipeline.ingest(Inbound(raw, SRC))
     assert res.outcome == "quarantined"
     assert "cannot parse" in res.reason
     with app.db.session() as s:
         q = s.execute(select(Quarantine)).scalars().one()
         assert q.raw == raw and q.source == "test"
     # quarantined again, still one row
-    assert app.pipeline.ingest(raw, SRC).outcome == "quarantined"
+    assert app.pipeline.ingest(Inbound(raw, SRC)).outcome == "quarantined"
     assert count(app, Quarantine) == 1
 
 
 def test_a_bad_message_does_not_spoil_its_batch(app: App) -> None:
     good1, good2 = mail(), mail(subject="打印机如何配置")
     bad = (DATA / "garbage.eml").read_bytes()
-    results = app.pipeline.ingest_batch([(good1, SRC), (bad, SRC), (good2, SRC)])
+    results = app.pipeline.ingest_batch([Inbound(good1, SRC), Inbound(bad, SRC), Inbound(good2, SRC)])
     assert [r.outcome for r in results] == ["new", "quarantined", "new"]
     assert count(app, Case) == 2
 
@@ -236,7 +232,7 @@ def test_internal_error_in_one_message_quarantines_only_that_one(app: App, monke
         return original(parsed, *a, **kw)
 
     monkeypatch.setattr(app.pipeline, "classify", explode)
-    results = app.pipeline.ingest_batch([(mail(subject="爆炸"), SRC), (mail(), SRC)])
+    results = app.pipeline.ingest_batch([Inbound(mail(subject="爆炸"), SRC), Inbound(mail(), SRC)])
     assert [r.outcome for r in results] == ["quarantined", "new"]
     assert "RuntimeError: boom" in results[0].reason
     assert count(app, Case) == 1  # the failed one left nothing half-written
@@ -244,21 +240,21 @@ def test_internal_error_in_one_message_quarantines_only_that_one(app: App, monke
 
 
 def test_sender_with_no_reply_address_gets_no_ack(app: App) -> None:
-    res = app.pipeline.ingest(mail(sender="noreply@vendor.com", subject="系统通知：服务中断"), SRC)
+    res = app.pipeline.ingest(Inbound(mail(sender="noreply@vendor.com", subject="系统通知：服务中断"), SRC))
     assert res.outcome == "new"
     assert count(app, OutboxMessage) == 0
     assert any(e.action == "ack-suppressed" for e in case_of(app, res.case_number).events)
 
 
 def test_mail_from_our_own_address_is_never_answered(app: App) -> None:
-    res = app.pipeline.ingest(mail(sender="service+x@desk.example.cn", subject="loop?"), SRC)
+    res = app.pipeline.ingest(Inbound(mail(sender="service+x@desk.example.cn", subject="loop?"), SRC))
     assert count(app, OutboxMessage) == 0, res
 
 
 def test_acks_per_sender_are_rate_limited(tmp_path: Path) -> None:
     app = make_app(tmp_path, service={"max_auto_mails_per_hour": 3})
     for i in range(6):
-        app.pipeline.ingest(mail(subject=f"问题 {i}"), SRC)
+        app.pipeline.ingest(Inbound(mail(subject=f"问题 {i}"), SRC))
     assert count(app, Case) == 6
     assert count(app, OutboxMessage) == 3
 
@@ -270,7 +266,7 @@ def test_header_injection_through_subject_and_name_is_neutralised(app: App, smtp
         b"Subject: =?utf-8?q?hello=0D=0ABcc:_victim2@evil.example?=\r\n"
         b"Message-ID: <inject@customer.cn>\r\n\r\nbody\r\n"
     )
-    app.pipeline.ingest(raw, SRC)
+    app.pipeline.ingest(Inbound(raw, SRC))
     with app.db.session() as s:
         out = s.execute(select(OutboxMessage)).scalars().one()
     msg = email.message_from_bytes(out.raw, policy=email.policy.default)
@@ -282,12 +278,9 @@ def test_header_injection_through_subject_and_name_is_neutralised(app: App, smtp
 
 def test_acknowledgement_arrives_at_the_smtp_sink_in_the_customers_language(tmp_path: Path, smtp_sink) -> None:
     app = make_app(tmp_path, outgoing=sink_outgoing(smtp_sink))
-    zh = app.pipeline.ingest(mail(), SRC).case_number
-    en = app.pipeline.ingest(
-        mail(subject="How to configure VPN", body="Hello, how do I configure the VPN client?",
-             sender="John Smith <john@acme.example>"),
-        SRC,
-    ).case_number
+    zh = app.pipeline.ingest(Inbound(mail(), SRC)).case_number
+    en = app.pipeline.ingest(Inbound(mail(subject="How to configure VPN", body="Hello, how do I configure the VPN client?",
+             sender="John Smith <john@acme.example>"), SRC)).case_number
     report = app.outbox.send_due()
     assert report.sent == 2
     msgs = smtp_sink.wait_for(2)
@@ -313,7 +306,7 @@ def test_case_numbers_unique_under_concurrent_writers(tmp_path: Path) -> None:
     def work(app: App, k: int) -> None:
         try:
             for i in range(15):
-                app.pipeline.ingest(mail(subject=f"并发 {k}-{i}"), SRC)
+                app.pipeline.ingest(Inbound(mail(subject=f"并发 {k}-{i}"), SRC))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -329,7 +322,7 @@ def test_case_numbers_unique_under_concurrent_writers(tmp_path: Path) -> None:
 
 
 def test_events_record_the_rules_that_classified(app: App) -> None:
-    number = app.pipeline.ingest(mail(), SRC).case_number
+    number = app.pipeline.ingest(Inbound(mail(), SRC)).case_number
     with app.db.session() as s:
         ev = s.execute(select(Event).where(Event.action == "classified")).scalars().one()
     assert ev.new == "P1"
@@ -338,18 +331,18 @@ def test_events_record_the_rules_that_classified(app: App) -> None:
 
 def test_batches_take_case_numbers_without_gaps(app: App) -> None:
     """Numbers are reserved in a block per batch; the unused rest is given back."""
-    first = app.pipeline.ingest_batch([(mail(subject=f"批次一 {i}"), SRC) for i in range(5)])
+    first = app.pipeline.ingest_batch([Inbound(mail(subject=f"批次一 {i}"), SRC) for i in range(5)])
     number = first[0].case_number
     # a batch mixing new cases, a reply, a duplicate and garbage
     second = app.pipeline.ingest_batch([
-        (mail(subject=f"Re: [{number}] 补充"), SRC),
-        (mail(subject="批次二 新问题"), SRC),
-        ((DATA / "garbage.eml").read_bytes(), SRC),
-        (mail(message_id="<same@customer.cn>"), SRC),
-        (mail(message_id="<same@customer.cn>"), SRC),
+        Inbound(mail(subject=f"Re: [{number}] 补充"), SRC),
+        Inbound(mail(subject="批次二 新问题"), SRC),
+        Inbound((DATA / "garbage.eml").read_bytes(), SRC),
+        Inbound(mail(message_id="<same@customer.cn>"), SRC),
+        Inbound(mail(message_id="<same@customer.cn>"), SRC),
     ])
     assert [r.outcome for r in second] == ["reply", "new", "quarantined", "new", "duplicate"]
-    third = app.pipeline.ingest(mail(subject="批次三"), SRC)
+    third = app.pipeline.ingest(Inbound(mail(subject="批次三"), SRC))
     seqs = [int(r.case_number.rsplit("-", 1)[1]) for r in [*first, second[1], second[3], third]]
     assert seqs == list(range(1, 9))
 
@@ -359,7 +352,7 @@ def test_internationalized_sender_address_gets_its_ack_over_smtputf8(tmp_path: P
     raw = ("From: 张三 <张三@example.cn>\r\nTo: service@desk.example.cn\r\nSubject: 系统宕机\r\n"
            "Message-ID: <eai-1@example.cn>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
            "核心系统宕机\r\n").encode()  # RFC 6532: raw UTF-8 headers
-    res = app.pipeline.ingest(raw, SRC)
+    res = app.pipeline.ingest(Inbound(raw, SRC))
     assert res.outcome == "new"
     assert app.outbox.send_due().sent == 1
     got = smtp_sink.received[0]
@@ -375,7 +368,7 @@ def test_a_failing_acknowledgement_does_not_cost_the_case(app: App, monkeypatch)
         raise ValueError("template exploded")
 
     monkeypatch.setattr(app.pipeline.renderer, "render", broken)
-    res = app.pipeline.ingest(mail(), SRC)
+    res = app.pipeline.ingest(Inbound(mail(), SRC))
     assert res.outcome == "new"
     case = case_of(app, res.case_number)
     failed = [e for e in case.events if e.action == "ack-failed"]

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from casegate.daemon.inbound import Inbound
 from casegate.daemon.runtime.app import App
-from casegate.daemon.stages.pipeline import Source, dedupe_key
+from casegate.daemon.inbound import Source
+from casegate.daemon.stages.pipeline import dedupe_key
 from casegate.parsers import ParseError, parse_message
 from casegate.storage.models import Case, Message, OutboxMessage, Quarantine
 from helpers import make_app
@@ -55,7 +57,7 @@ def ingest_all(app: App, raws: list[bytes]) -> list:
     results = []
     for i in range(0, len(raws), BATCH):
         chunk = raws[i:i + BATCH]
-        out = app.pipeline.ingest_batch([(raw, SRC) for raw in chunk])
+        out = app.pipeline.ingest_batch([Inbound(raw, SRC) for raw in chunk])
         assert len(out) == len(chunk)
         results += out
     return results

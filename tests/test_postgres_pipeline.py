@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from casegate.daemon.inbound import Inbound
 from casegate.daemon.runtime.app import App
-from casegate.daemon.stages.pipeline import Source
+from casegate.daemon.inbound import Source
 from casegate.storage import repository as repo
 from casegate.storage.models import Case, Message, OutboxMessage, Quarantine
 from helpers import make_config, mail, sink_outgoing
@@ -44,7 +45,7 @@ def count(app: App, model, *where) -> int:
 
 
 def test_new_case_is_created_and_acknowledged(app: App) -> None:
-    res = app.pipeline.ingest(mail(), SRC)
+    res = app.pipeline.ingest(Inbound(mail(), SRC))
     assert res.outcome == "new" and res.case_number.endswith("-000001")
     with app.db.session() as s:
         case = repo.load_case(s, res.case_number)
@@ -57,12 +58,12 @@ def test_new_case_is_created_and_acknowledged(app: App) -> None:
 
 
 def test_reply_threads_by_subject_and_by_in_reply_to(app: App) -> None:
-    number = app.pipeline.ingest(mail(), SRC).case_number
-    by_subject = app.pipeline.ingest(mail(subject=f"回复: [{number}] 还是不行", body="补充日志"), SRC)
+    number = app.pipeline.ingest(Inbound(mail(), SRC)).case_number
+    by_subject = app.pipeline.ingest(Inbound(mail(subject=f"回复: [{number}] 还是不行", body="补充日志"), SRC))
     assert (by_subject.outcome, by_subject.case_number) == ("reply", number)
     with app.db.session() as s:
         ack_id = s.execute(select(OutboxMessage.message_id)).scalar_one()
-    by_header = app.pipeline.ingest(mail(subject="谢谢", in_reply_to=f"<{ack_id}>"), SRC)
+    by_header = app.pipeline.ingest(Inbound(mail(subject="谢谢", in_reply_to=f"<{ack_id}>"), SRC))
     assert (by_header.outcome, by_header.case_number) == ("reply", number)
     assert count(app, Case) == 1
     assert count(app, OutboxMessage) == 1  # replies are not acknowledged again
@@ -71,12 +72,12 @@ def test_reply_threads_by_subject_and_by_in_reply_to(app: App) -> None:
 
 def test_dedupe_by_message_id_and_by_content(app: App) -> None:
     raw = mail()
-    first = app.pipeline.ingest(raw, SRC)
-    assert app.pipeline.ingest(raw, SRC) == type(first)("duplicate", first.case_number, first.message_id)
+    first = app.pipeline.ingest(Inbound(raw, SRC))
+    assert app.pipeline.ingest(Inbound(raw, SRC)) == type(first)("duplicate", first.case_number, first.message_id)
     no_id = (DATA / "no_message_id.eml").read_bytes()
-    assert app.pipeline.ingest(no_id, SRC).outcome == "new"
+    assert app.pipeline.ingest(Inbound(no_id, SRC)).outcome == "new"
     # a batch holding the same message twice stores it once
-    results = app.pipeline.ingest_batch([(no_id, SRC), (raw, SRC), (mail(subject="新问题"), SRC)])
+    results = app.pipeline.ingest_batch([Inbound(no_id, SRC), Inbound(raw, SRC), Inbound(mail(subject="新问题"), SRC)])
     assert [r.outcome for r in results] == ["duplicate", "duplicate", "new"]
     assert count(app, Case) == 3
     assert count(app, OutboxMessage) == 3
@@ -84,7 +85,7 @@ def test_dedupe_by_message_id_and_by_content(app: App) -> None:
 
 def test_garbage_is_quarantined_whole(app: App) -> None:
     raw = (DATA / "garbage.eml").read_bytes()
-    results = app.pipeline.ingest_batch([(mail(), SRC), (raw, SRC), (raw, SRC)])
+    results = app.pipeline.ingest_batch([Inbound(mail(), SRC), Inbound(raw, SRC), Inbound(raw, SRC)])
     assert [r.outcome for r in results] == ["new", "quarantined", "quarantined"]
     with app.db.session() as s:
         q = s.execute(select(Quarantine)).scalars().one()
@@ -107,9 +108,9 @@ def test_two_apps_ingesting_concurrently_get_unique_case_numbers(tmp_path: Path,
                 raw = mail(subject=f"并发问题 {k}-{i}", sender=f"user{k}x{i} <user{k}x{i}@customer.cn>")
                 # alternate single messages and small batches: both paths race
                 if i % 3 == 2:
-                    out = app.pipeline.ingest_batch([(raw, SRC)])
+                    out = app.pipeline.ingest_batch([Inbound(raw, SRC)])
                 else:
-                    out = [app.pipeline.ingest(raw, SRC)]
+                    out = [app.pipeline.ingest(Inbound(raw, SRC))]
                 with lock:
                     results.extend(out)
         except BaseException as exc:  # reported below
@@ -138,7 +139,7 @@ def test_two_apps_sending_the_outbox_concurrently_send_each_ack_once(tmp_path: P
     apps = [App(cfg), App(cfg)]
     try:
         results = apps[0].pipeline.ingest_batch(
-            [(mail(subject=f"问题 {i}", sender=f"c{i} <c{i}@customer.cn>"), SRC) for i in range(30)]
+            [Inbound(mail(subject=f"问题 {i}", sender=f"c{i} <c{i}@customer.cn>"), SRC) for i in range(30)]
         )
         assert Counter(r.outcome for r in results) == {"new": 30}
         reports: list = []

@@ -14,6 +14,7 @@ from sla_support import (
 )
 from sqlalchemy import select
 
+from casegate.daemon.inbound import Inbound
 from casegate.storage.models import SurveyResponse
 
 
@@ -75,8 +76,7 @@ def test_p1_friday_evening_lifecycle(tmp_path, smtp_sink) -> None:
 
     # The customer scores; the case stays closed.
     clock.set(sh(2026, 10, 13, 8, 0))
-    res = app.pipeline.ingest(mail(subject=f"Re: [{number}] 案例已关闭，请为我们的服务评分", body="５分，非常满意！"),
-                              __import__("sla_support").SOURCE)
+    res = app.pipeline.ingest(Inbound(mail(subject=f"Re: [{number}] 案例已关闭，请为我们的服务评分", body="５分，非常满意！"), __import__("sla_support").SOURCE))
     assert res.outcome == "reply"
     deliver(app, smtp_sink)
     assert case_of(app, number).status == "closed"

@@ -305,7 +305,7 @@ def test_attempt_counter_survives_and_is_taken_back_when_the_database_is_down(tm
     drop(app, FAX_NAME, render_tiff_or_fake())
     src = source(app)
 
-    def down(raw: bytes, source) -> IngestResult:  # type: ignore[no-untyped-def]
+    def down(inbound) -> IngestResult:  # type: ignore[no-untyped-def]
         raise DatabaseUnavailable("connection refused")
 
     monkeypatch.setattr(app.pipeline, "ingest", down)

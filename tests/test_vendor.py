@@ -10,6 +10,7 @@ from sla_support import (
 )
 from sqlalchemy import select
 
+from casegate.daemon.inbound import Inbound
 from casegate.daemon.config import ConfigError, build_config
 from casegate.daemon.timekeeping.vendors import VendorDirectory
 from casegate.storage.models import Customer, VendorCase
@@ -39,7 +40,7 @@ def test_vendor_flow(tmp_path, smtp_sink) -> None:
     clock.set(sh(2026, 10, 12, 15, 0))
     reply = mail(VENDOR, f"RE: [{number}] Support request", "Dear partner, we opened SR 1234567890 for you.",
                  in_reply_to=str(notice["Message-ID"]).strip("<>"))
-    res = app.pipeline.ingest(reply, __import__("sla_support").SOURCE)
+    res = app.pipeline.ingest(Inbound(reply, __import__("sla_support").SOURCE))
     assert (res.outcome, res.case_number) == ("reply", number)
     msgs = deliver(app, smtp_sink)
     to_customer = [m for m in msgs if m["To"].addresses[0].addr_spec == CUSTOMER]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from casegate.daemon.inbound import Inbound
 from casegate.storage import repository as repo
 from casegate.storage.models import Customer
 from sqlalchemy import func, select
@@ -44,7 +45,7 @@ def test_forged_engineer_without_proof_changes_nothing(app, smtp_sink) -> None:
     # Forger: engineer's From, case number in the subject, sent to the plain service address.
     raw = staff_mail(ENGINEER, "#status closed\n#priority P4\nPlease ignore this case.",
                      to=SERVICE, subject=f"Re: [{number}] 交换机故障")
-    res = app.pipeline.ingest(raw, SOURCE)
+    res = app.pipeline.ingest(Inbound(raw, SOURCE))
     assert res.outcome == "reply" and res.case_number == number
     send_out(app)
     after = load(app, number)
@@ -65,7 +66,7 @@ def test_tampered_token_is_refused(app, smtp_sink) -> None:
     forged = local[: -len(token)] + ("a" if token[0] != "a" else "b") + token[1:] + "@" + domain
     smtp_sink.clear()
     raw = staff_mail(ENGINEER, "#status resolved\nDone.", to=forged, subject=f"Re: [{number}] x")
-    assert app.pipeline.ingest(raw, SOURCE).case_number == number
+    assert app.pipeline.ingest(Inbound(raw, SOURCE)).case_number == number
     send_out(app)
     assert load(app, number).status == "new"
     (ev,) = refused_events(app, number)
@@ -77,7 +78,7 @@ def test_token_issued_to_another_engineer_is_refused(app, smtp_sink) -> None:
     number, note = open_case(app, smtp_sink)
     assert load(app, number).assignee == ENGINEER
     raw = staff_mail(ENGINEER2, "#priority P1", to=signed_reply_to(note), subject=f"Re: [{number}]")
-    app.pipeline.ingest(raw, SOURCE)
+    app.pipeline.ingest(Inbound(raw, SOURCE))
     assert load(app, number).priority != "P1"
     assert refused_events(app, number)
 
@@ -88,7 +89,7 @@ def test_trusted_authentication_results_authorise_commands(app, smtp_sink) -> No
           "spf=pass smtp.mailfrom=wang.wei@desk.example.cn")
     raw = staff_mail(ENGINEER, "#priority P2\n#note checked logs, waiting for the vendor",
                      to=SERVICE, subject=f"Re: [{number}] 交换机故障", headers={"Authentication-Results": ar})
-    app.pipeline.ingest(raw, SOURCE)
+    app.pipeline.ingest(Inbound(raw, SOURCE))
     case = load(app, number)
     assert case.priority == "P2"
     notes = [e for e in case_events(app, number) if e[0] == "note"]
@@ -103,7 +104,7 @@ def test_untrusted_or_misaligned_authentication_results_are_ignored(app, smtp_si
                "mx.desk.example.cn; dkim=fail header.d=desk.example.cn"):
         raw = staff_mail(ENGINEER, "#priority P1", to=SERVICE, subject=f"Re: [{number}]",
                          headers={"Authentication-Results": ar})
-        app.pipeline.ingest(raw, SOURCE)
+        app.pipeline.ingest(Inbound(raw, SOURCE))
     assert load(app, number).priority != "P1"
     assert len(refused_events(app, number)) == 3
 
@@ -113,7 +114,7 @@ def test_customer_cannot_use_commands(app, smtp_sink) -> None:
     smtp_sink.clear()
     raw = staff_mail(CUSTOMER, "#status closed\n#priority P1\n#assign Li Na\n还是不通。", to=SERVICE,
                      subject=f"Re: [{number}] 交换机故障")
-    app.pipeline.ingest(raw, SOURCE)
+    app.pipeline.ingest(Inbound(raw, SOURCE))
     send_out(app)
     case = load(app, number)
     assert case.status == "new" and case.priority != "P1" and case.assignee == ENGINEER
@@ -127,7 +128,7 @@ def test_invalid_command_applies_nothing_and_answers_the_engineer(app, smtp_sink
     smtp_sink.clear()
     raw = staff_mail(ENGINEER, "#priority P1\n#status maybe\n#frobnicate\nText for the customer.",
                      to=signed_reply_to(note), subject="Re: whatever")
-    app.pipeline.ingest(raw, SOURCE)
+    app.pipeline.ingest(Inbound(raw, SOURCE))
     send_out(app)
     case = load(app, number)
     assert case.priority != "P1" and case.status == "new" and case.first_response_at is None
@@ -141,7 +142,7 @@ def test_invalid_command_applies_nothing_and_answers_the_engineer(app, smtp_sink
 
 def test_staff_mail_never_creates_customers_acks_or_cases(app, smtp_sink) -> None:
     raw = staff_mail(ENGINEER, "Hello, is this the right address?", to=SERVICE, subject="测试")
-    res = app.pipeline.ingest(raw, SOURCE)
+    res = app.pipeline.ingest(Inbound(raw, SOURCE))
     assert res.outcome == "ignored" and res.case_number is None
     send_out(app)
     with app.db.session() as s:

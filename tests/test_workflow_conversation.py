@@ -8,6 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
+from casegate.daemon.inbound import Inbound
 from casegate.daemon.workflow.handoff import VendorRequest
 from helpers import mail
 from workflow_support import (
@@ -43,8 +44,8 @@ def app(tmp_path, smtp_sink, clock):
 
 
 def engineer_says(app, note: EmailMessage, body: str, sender: str = ENGINEER):
-    res = app.pipeline.ingest(staff_mail(sender, body, to=signed_reply_to(note), subject="Re: x",
-                                         in_reply_to=note["Message-ID"].strip()), SOURCE)
+    res = app.pipeline.ingest(Inbound(staff_mail(sender, body, to=signed_reply_to(note), subject="Re: x",
+                                         in_reply_to=note["Message-ID"].strip()), SOURCE))
     send_out(app)
     return res
 
@@ -67,8 +68,8 @@ def test_full_width_and_chinese_commands(app, smtp_sink) -> None:
     assert case.priority == "P2" and case.status == "pending"
     # The customer answers: a case waiting for the customer returns to open.
     out = [m for m in mails_to(smtp_sink, CUSTOMER) if "请提供设备序列号" in body_of(m)][0]
-    app.pipeline.ingest(mail(subject="Re: " + str(out["Subject"]), body="序列号 SN123", sender=CUSTOMER,
-                             in_reply_to=out["Message-ID"].strip()), SOURCE)
+    app.pipeline.ingest(Inbound(mail(subject="Re: " + str(out["Subject"]), body="序列号 SN123", sender=CUSTOMER,
+                             in_reply_to=out["Message-ID"].strip()), SOURCE))
     assert load(app, number).status == "open"
 
 
@@ -76,7 +77,7 @@ def test_customer_asks_for_history(app, smtp_sink) -> None:
     number, note = open_case(app, smtp_sink)
     engineer_says(app, note, "We are looking into it.")
     smtp_sink.clear()
-    res = app.pipeline.ingest(mail(subject=f"Re: [{number}]", body="查询进度\n", sender=CUSTOMER), SOURCE)
+    res = app.pipeline.ingest(Inbound(mail(subject=f"Re: [{number}]", body="查询进度\n", sender=CUSTOMER), SOURCE))
     assert res.outcome == "reply"
     send_out(app)
     (hist,) = mails_to(smtp_sink, CUSTOMER)
@@ -147,7 +148,7 @@ def test_notification_carries_attachments_and_reasons(app, smtp_sink) -> None:
     msg["Message-ID"] = "<att-1@customer.cn>"
     msg.set_content("服务器宕机，业务中断，日志见附件。")
     msg.add_attachment(b"log line 1\n", maintype="text", subtype="plain", filename="error.log")
-    res = app.pipeline.ingest(msg.as_bytes(), SOURCE)
+    res = app.pipeline.ingest(Inbound(msg.as_bytes(), SOURCE))
     send_out(app)
     (note,) = mails_to(smtp_sink, ENGINEER)
     names = [p.get_filename() for p in note.iter_attachments()]
@@ -158,21 +159,21 @@ def test_notification_carries_attachments_and_reasons(app, smtp_sink) -> None:
 def test_auto_responder_peer_cannot_make_a_loop(app, smtp_sink, clock) -> None:
     """A peer that answers every mail, without any auto-reply headers."""
     peer = "robot@customer.cn"
-    app.pipeline.ingest(mail(subject="help", body="help", sender=peer), SOURCE)
+    app.pipeline.ingest(Inbound(mail(subject="help", body="help", sender=peer), SOURCE))
     send_out(app)
     for i in range(40):
         to_peer = mails_to(smtp_sink, peer)
         for m in to_peer[-1:]:
             # Answers with a fresh subject and no threading: looks like new mail.
-            app.pipeline.ingest(mail(subject=f"Received your mail {i}", body="Thank you for your mail.",
-                                     sender=peer), SOURCE)
+            app.pipeline.ingest(Inbound(mail(subject=f"Received your mail {i}", body="Thank you for your mail.",
+                                     sender=peer), SOURCE))
         send_out(app)
         clock.advance(seconds=30)
     assert len(mails_to(smtp_sink, peer)) <= 10  # service.max_auto_mails_per_hour
 
 
 def test_mail_to_our_own_addresses_and_no_reply_senders_is_suppressed(app, smtp_sink) -> None:
-    res = app.pipeline.ingest(mail(subject="notice", body="x", sender="noreply@vendor.cn"), SOURCE)
+    res = app.pipeline.ingest(Inbound(mail(subject="notice", body="x", sender="noreply@vendor.cn"), SOURCE))
     send_out(app)
     assert not mails_to(smtp_sink, "noreply@vendor.cn")
     assert any(e[0] == "ack-suppressed" for e in case_events(app, res.case_number))

@@ -7,9 +7,10 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from casegate.daemon.inbound import Inbound
 from casegate.daemon.runtime.app import App
 from casegate.daemon.config import build_config
-from casegate.daemon.stages.pipeline import Source
+from casegate.daemon.inbound import Source
 from casegate.storage import repository as repo
 
 SERVICE = "service@desk.example.cn"
@@ -90,7 +91,7 @@ def open_case(app: App, sink: Any, subject: str = "交换机故障", body: str =
     from helpers import mail
 
     before = len(sink.received)
-    res = app.pipeline.ingest(mail(subject=subject, body=body, sender=sender, to=SERVICE, **kw), SOURCE)
+    res = app.pipeline.ingest(Inbound(mail(subject=subject, body=body, sender=sender, to=SERVICE, **kw), SOURCE))
     assert res.outcome == "new", res
     send_out(app)
     new = [m.message for m in sink.received[before:]]

@@ -54,7 +54,7 @@ def _iter_inputs(paths: Sequence[str]) -> Iterator[tuple[str, bytes]]:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from ..stages.pipeline import Source
+    from ..inbound import Inbound, Source
     from ...storage.db import DatabaseUnavailable
 
     try:
@@ -70,7 +70,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         items = []
         for name, raw in batch:
             kind = "stdin" if name == "-" else "file"
-            items.append((raw, Source(source_name, kind)))
+            items.append(Inbound(raw, Source(source_name, kind)))
         for (name, _raw), res in zip(batch, app.pipeline.ingest_batch(items)):
             counts[res.outcome] = counts.get(res.outcome, 0) + 1
             extra = f"\t{res.reason}" if res.reason else ""
@@ -255,7 +255,7 @@ def cmd_quarantine_retry(args: argparse.Namespace) -> int:
     """
     from sqlalchemy import select
 
-    from ..stages.pipeline import Source
+    from ..inbound import Inbound, Source
     from ...storage.models import Quarantine
 
     app = _app(args)
@@ -271,7 +271,7 @@ def cmd_quarantine_retry(args: argparse.Namespace) -> int:
     # the message in both places (harmless), never in neither.
     still_failing = 0
     for qid, source, raw in rows:
-        res = app.pipeline.ingest(raw, Source(source, "retry"))
+        res = app.pipeline.ingest(Inbound(raw, Source(source, "retry")))
         with app.db.transaction() as s:
             row = s.get(Quarantine, qid)
             if res.outcome != "quarantined":

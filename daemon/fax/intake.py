@@ -156,11 +156,11 @@ class FaxIntake:
         parsed = prep.parsed
         if parsed is None or prep.error is not None:
             return
-        info = self.detect(parsed, prep.source.kind, prep.source.name)
+        info = self.detect(parsed, prep.inbound.source.kind, prep.inbound.source.name)
         if info is None:
             return
         docs = fax_documents(parsed.attachments)
-        if not docs and not self.is_fax_source(prep.source.kind, prep.source.name):
+        if not docs and not self.is_fax_source(prep.inbound.source.kind, prep.inbound.source.name):
             # In an ordinary mailbox, "Fax from the Beijing office" without a
             # TIFF/PDF is a customer's mail, not a gateway notice.
             return
@@ -176,10 +176,10 @@ class FaxIntake:
         prep.text_override = "\n\n".join(parts)
         if result.not_read:
             log.warning("fax from %s (source=%s) not read: %s",
-                        info.sender_number or info.raw_sender or "unknown number", prep.source.name, result.not_read)
+                        info.sender_number or info.raw_sender or "unknown number", prep.inbound.source.name, result.not_read)
         else:
             log.info("fax from %s (source=%s): %d page(s) read in %.1f s",
-                     info.sender_number or "unknown number", prep.source.name, result.pages, result.seconds)
+                     info.sender_number or "unknown number", prep.inbound.source.name, result.pages, result.seconds)
 
     # ------------------------------------------------------------ classify / store
 

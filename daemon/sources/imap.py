@@ -37,7 +37,8 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from ..config import ImapSourceConfig, read_secret
 from ..runtime.faults import fault_point
-from ..stages.pipeline import IngestResult, Pipeline, Source
+from ..inbound import Inbound, Source
+from ..stages.pipeline import IngestResult, Pipeline
 from ..runtime.source_state import SourceStatus
 from ...storage.db import DatabaseUnavailable
 
@@ -314,7 +315,7 @@ class ImapSource:
         fault_point("imap.ingest", b"".join(raws))
         parsed = self.pipeline.parse_pool.results(batch.parsing, raws)
         try:
-            results = self.pipeline.ingest_batch([(raw, self.source) for raw in raws], parsed)
+            results = self.pipeline.ingest_batch([Inbound(raw, self.source) for raw in raws], parsed)
         except DatabaseUnavailable:
             # Not the messages' fault: take the attempt back.
             self._unmark_attempt(msgs)
@@ -343,7 +344,7 @@ class ImapSource:
 
     def _give_up(self, msg: FetchedMessage) -> None:
         reason = f"gave up after {msg.attempts} unfinished attempts (the process died while ingesting it)"
-        self.pipeline.quarantine_raw(msg.raw, self.source, reason)
+        self.pipeline.quarantine(Inbound(msg.raw, self.source), reason)
         log.error("source=%s uid=%s poison message moved to %s: %s", self.cfg.name, msg.uid, self.cfg.failed_folder, reason)
         self._move([msg.uid], self.cfg.failed_folder)
 

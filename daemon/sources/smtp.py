@@ -23,7 +23,8 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from ..config import ServiceConfig, SmtpSourceConfig
-from ..stages.pipeline import IngestResult, Pipeline, Source
+from ..inbound import Inbound, Source
+from ..stages.pipeline import IngestResult, Pipeline
 from ..runtime.source_state import SourceStatus
 from ...storage.db import DatabaseUnavailable
 
@@ -99,7 +100,7 @@ class IngestHandler:
         # Stored exactly as received: the raw bytes are the evidence.
         raw = envelope.original_content or b""
         try:
-            result = await asyncio.to_thread(self.pipeline.ingest, raw, self.source)
+            result = await asyncio.to_thread(self.pipeline.ingest, Inbound(raw, self.source))
         except DatabaseUnavailable as exc:
             log.error("source=%s database unavailable, answered 451: %s", self.cfg.name, exc)
             self.status.error(f"database unavailable: {exc}")

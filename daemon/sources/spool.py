@@ -45,7 +45,8 @@ from ..notify.compose import clean_header
 from ..config import Config, SpoolSourceConfig
 from ..fax.config import load_fax_config
 from ..runtime.faults import fault_point
-from ..stages.pipeline import IngestResult, Pipeline, Source
+from ..inbound import Inbound, Source
+from ..stages.pipeline import IngestResult, Pipeline
 from ..runtime.source_state import SourceStatus
 from ...parsers.message import FaxInfo
 from ...parsers.spool_meta import MAX_SIDECAR_BYTES, parse_sidecar
@@ -329,7 +330,7 @@ class SpoolSource:
         raw = spool_message(item.path.name, content, source_name=self.cfg.name, info=info,
                             received=received, tz=self.tz, problems=problems)
         fault_point("spool.ingest", raw)
-        result = self.pipeline.ingest(raw, self.source)
+        result = self.pipeline.ingest(Inbound(raw, self.source))
         fault_point("spool.after_commit")
         if result.outcome == "quarantined":
             problems.append(f"quarantined: {result.reason}")
@@ -404,7 +405,7 @@ class SpoolSource:
         mtime = datetime.fromtimestamp(item.path.stat().st_mtime, timezone.utc)
         raw = spool_message(item.path.name, content, source_name=self.cfg.name, info=None,
                             received=mtime, tz=self.tz, problems=[reason])
-        result = self.pipeline.quarantine_raw(raw, self.source, reason)
+        result = self.pipeline.quarantine(Inbound(raw, self.source), reason)
         log.error("source=%s poison file %s moved to %s (kept on the quarantine): %s",
                   self.cfg.name, item.path.name, self.failed, reason)
         if item.sidecar is not None:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from ..notify.compose import Renderer, build_message, local_time, make_address
 from ..config import Config
 from ..fax.customer import fax_customer
+from ..inbound import Inbound, Source
 from ..notify.fax_route import choose_recipient
 from ..runtime.outbox import enqueue
 from ..timekeeping.policy import Duration, Policy
@@ -58,14 +59,6 @@ class _IsolateAndRetry(Exception):
 
 
 @dataclass(frozen=True)
-class Source:
-    """Where a message came from: the configured source name and its kind."""
-
-    name: str
-    kind: str  # file | stdin | imap | smtp | lmtp | spool
-
-
-@dataclass(frozen=True)
 class IngestResult:
     outcome: str  # new | reply | duplicate | ignored | quarantined
     case_number: str | None = None
@@ -77,8 +70,7 @@ class IngestResult:
 class _Prepared:
     """A message parsed outside the transaction (pure CPU work)."""
 
-    raw: bytes
-    source: Source
+    inbound: Inbound
     sha256: str
     parsed: ParsedMessage | None = None
     error: str | None = None
@@ -146,11 +138,11 @@ class Pipeline:
 
     # ------------------------------------------------------------ public API
 
-    def ingest(self, raw: bytes, source: Source) -> IngestResult:
-        return self.ingest_batch([(raw, source)])[0]
+    def ingest(self, inbound: Inbound) -> IngestResult:
+        return self.ingest_batch([inbound])[0]
 
     def ingest_batch(
-        self, items: Sequence[tuple[bytes, Source]], parsed: Sequence[ParseOutcome] | None = None
+        self, items: Sequence[Inbound], parsed: Sequence[ParseOutcome] | None = None
     ) -> list[IngestResult]:
         """Ingest several messages in one transaction; results in input order.
 
@@ -160,8 +152,8 @@ class Pipeline:
         caller must keep the messages and retry.
         """
         if parsed is None:
-            parsed = [parse_outcome(raw) for raw, _src in items]
-        prepared = [self._prepare(raw, src, outcome) for (raw, src), outcome in zip(items, parsed)]
+            parsed = [parse_outcome(item.raw) for item in items]
+        prepared = [self._prepare(item, outcome) for item, outcome in zip(items, parsed)]
         try:
             try:
                 results = self._commit(prepared, isolated=len(prepared) == 1)
@@ -174,21 +166,22 @@ class Pipeline:
         for prep, res in zip(prepared, results):
             log.info(
                 "ingested source=%s outcome=%s case=%s message_id=%s%s",
-                prep.source.name, res.outcome, res.case_number or "-", res.message_id or "-",
+                prep.inbound.source.name, res.outcome, res.case_number or "-", res.message_id or "-",
                 f" reason={res.reason!r}" if res.reason else "",
             )
         return results
 
-    def quarantine_raw(self, raw: bytes, source: Source, reason: str) -> IngestResult:
+    def quarantine(self, inbound: Inbound, reason: str) -> IngestResult:
         """Keep a message whole without ingesting it (e.g. a poison message)."""
-        prep = _Prepared(raw=raw, source=source, sha256=hashlib.sha256(raw).hexdigest())
+        prep = _Prepared(inbound=inbound, sha256=hashlib.sha256(inbound.raw).hexdigest())
         with self.db.transaction() as session:
             return self._quarantine(session, prep, reason)
 
     # ------------------------------------------------------------ stages
 
-    def _prepare(self, raw: bytes, source: Source, outcome: ParseOutcome) -> _Prepared:
-        prep = _Prepared(raw=raw, source=source, sha256=hashlib.sha256(raw).hexdigest())
+    def _prepare(self, inbound: Inbound, outcome: ParseOutcome) -> _Prepared:
+        source = inbound.source
+        prep = _Prepared(inbound=inbound, sha256=hashlib.sha256(inbound.raw).hexdigest())
         if isinstance(outcome, str):
             prep.error = outcome
             if outcome.startswith("parser error"):
@@ -275,7 +268,7 @@ class Pipeline:
         except OperationalError:
             raise
         except Exception as exc:
-            log.exception("ingest failed for a message from %s", prep.source.name)
+            log.exception("ingest failed for a message from %s", prep.inbound.source.name)
             return self._quarantine(session, prep, f"ingest error: {type(exc).__name__}: {exc}")
 
     def _duplicate(self, existing: Message, prep: _Prepared) -> IngestResult:
@@ -287,11 +280,11 @@ class Pipeline:
             if repo.quarantine_by_sha(session, prep.sha256) is None:
                 session.add(
                     Quarantine(
-                        sha256=prep.sha256, source=prep.source.name, error=reason,
-                        raw=prep.raw, created_at=self.clock(),
+                        sha256=prep.sha256, source=prep.inbound.source.name, error=reason,
+                        raw=prep.inbound.raw, created_at=self.clock(),
                     )
                 )
-        log.warning("quarantined a message from %s: %s", prep.source.name, reason)
+        log.warning("quarantined a message from %s: %s", prep.inbound.source.name, reason)
         return IngestResult("quarantined", None, None, reason)
 
     def _store(self, session: Session, prep: _Prepared) -> IngestResult:
@@ -355,7 +348,7 @@ class Pipeline:
     ) -> IngestResult:
         parsed = prep.parsed
         assert parsed is not None
-        result = self.classify(parsed, prep.source, customer, now, prep.text_override)
+        result = self.classify(parsed, prep.inbound.source, customer, now, prep.text_override)
         if result.route == "ignore":
             self._add_message(session, None, prep, now)
             return IngestResult("ignored", None, parsed.message_id, "rules: route ignore ("
@@ -371,7 +364,7 @@ class Pipeline:
             queue=result.queue,
             route=result.route,
             language=language if language in ("zh", "en") else self.config.service.default_language,
-            source_kind=prep.source.kind,
+            source_kind=prep.inbound.source.kind,
             customer=customer,
             opened_at=now,
             updated_at=now,
@@ -381,7 +374,7 @@ class Pipeline:
         repo.remember_case(session, case)
         actor = parsed.sender_email or "unknown"
         repo.add_event(session, case, now, actor, "created", new=number,
-                       detail={"source": prep.source.name, "linked_to": linked.number if linked else None})
+                       detail={"source": prep.inbound.source.name, "linked_to": linked.number if linked else None})
         repo.add_event(session, case, now, "rules", "classified", new=result.priority,
                        detail=result.to_dict())
         message = self._add_message(session, case, prep, now)
@@ -465,8 +458,8 @@ class Pipeline:
             date=parsed.date if parsed.date is not None and parsed.date.tzinfo is not None else None,
             text=prep.text_override if prep.text_override is not None else parsed.text,
             new_text=parsed.new_text,
-            raw=prep.raw,
-            source=prep.source.name,
+            raw=prep.inbound.raw,
+            source=prep.inbound.source.name,
             is_auto_reply=parsed.is_auto_reply,
             is_bounce=parsed.is_bounce,
             created_at=now,
