@@ -8,15 +8,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from casegate.daemon.durations import Duration
 from casegate.daemon.timekeeping.policy import (
     ComplaintPolicy,
-    Duration,
     EscalationStep,
     Policy,
     PolicyError,
     calendar_from_dict,
-    parse_duration,
 )
+
+parse_duration = Duration.parse
 from casegate.daemon.timekeeping.worktime import WallClock, WorkCalendar
 
 SH = ZoneInfo("Asia/Shanghai")

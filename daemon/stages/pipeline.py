@@ -27,7 +27,8 @@ from ..fax.customer import fax_customer
 from ..inbound import Inbound, Source
 from ..notify.fax_route import choose_recipient
 from ..runtime.outbox import enqueue
-from ..timekeeping.policy import Duration, Policy
+from ..durations import Duration
+from ..timekeeping.policy import Policy
 from .thread import Threader
 from ..runtime.parse_pool import ParseOutcome, ParsePool, parse_outcome
 from ...parsers.message import Attachment as ParsedAttachment

@@ -68,7 +68,8 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
-from .worktime import DEFAULT_HOURS, TimeBasis, WallClock, WorkCalendar, _load_zone
+from ..durations import DURATION_HINT, Duration
+from .worktime import DEFAULT_HOURS, TimeBasis, WallClock, WorkCalendar, load_zone
 
 __all__ = [
     "PRIORITIES",
@@ -105,87 +106,6 @@ class PolicyError(ValueError):
 # --------------------------------------------------------------------------
 # Durations
 # --------------------------------------------------------------------------
-
-_DURATION_RE = re.compile(
-    r"^(?:(?P<wd>\d+)wd|(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?)$"
-)
-_DURATION_HINT = 'expected e.g. "90s", "30m", "2h", "1d12h" or "2wd" (working days)'
-
-
-@dataclass(frozen=True)
-class Duration:
-    """A configured duration: either an amount of time or a number of working days.
-
-    Kept symbolic (not a bare ``timedelta``) because "1wd" only gets a length
-    from the calendar, and because ``str()`` gives back what the admin wrote
-    (in canonical form) for messages and the config dump.
-    """
-
-    delta: timedelta = timedelta(0)
-    working_days: int = 0
-
-    def __post_init__(self) -> None:
-        if self.working_days and self.delta:
-            raise ValueError("a Duration is either working days or an amount of time, not both")
-        if self.working_days < 0 or self.delta < timedelta(0):
-            raise ValueError("a Duration cannot be negative")
-
-    @classmethod
-    def parse(cls, text: str) -> Duration:
-        """Parse the TOML duration syntax described in the module docstring."""
-        if not isinstance(text, str):
-            raise TypeError(f"duration must be a string, got {type(text).__name__}")
-        m = _DURATION_RE.match(text)
-        if not m or not any(m.groupdict().values()):
-            raise ValueError(f"invalid duration {text!r}: {_DURATION_HINT}")
-        parts = {k: int(v) for k, v in m.groupdict().items() if v is not None}
-        try:
-            if "wd" in parts:
-                return cls(working_days=parts["wd"])
-            return cls(
-                delta=timedelta(
-                    days=parts.get("d", 0),
-                    hours=parts.get("h", 0),
-                    minutes=parts.get("m", 0),
-                    seconds=parts.get("s", 0),
-                )
-            )
-        except OverflowError:
-            raise ValueError(f"invalid duration {text!r}: too large") from None
-
-    def __str__(self) -> str:
-        if self.working_days:
-            return f"{self.working_days}wd"
-        total = int(self.delta.total_seconds())
-        if total == 0:
-            return "0s"
-        out = []
-        for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-            n, total = divmod(total, size)
-            if n:
-                out.append(f"{n}{unit}")
-        return "".join(out)
-
-    def __bool__(self) -> bool:
-        return bool(self.working_days or self.delta)
-
-    def nominal(self, calendar: WorkCalendar) -> timedelta:
-        """Length used to compare durations (a working day counts its working hours)."""
-        if self.working_days:
-            return self.working_days * calendar.working_day
-        return self.delta
-
-    def after(self, start: datetime, basis: TimeBasis, calendar: WorkCalendar) -> datetime:
-        """The instant this duration after ``start``: on ``basis``, or on ``calendar`` for "wd"."""
-        if self.working_days:
-            return calendar.add(start, self.working_days * calendar.working_day)
-        return basis.add(start, self.delta)
-
-
-def parse_duration(text: str) -> Duration:
-    """Module-level alias of :meth:`Duration.parse` for callers outside the policy."""
-    return Duration.parse(text)
-
 
 def _d(text: str) -> Duration:
     return Duration.parse(text)
@@ -469,7 +389,7 @@ class _PolicyReader:
         try:
             d = Duration.parse(value)
         except ValueError:
-            raise self.error(key, f"invalid duration {value!r}: {_DURATION_HINT}") from None
+            raise self.error(key, f"invalid duration {value!r}: {DURATION_HINT}") from None
         if not d and not allow_zero:
             raise self.error(key, f"duration must be greater than zero, got {value!r}")
         return d
@@ -494,7 +414,7 @@ class _PolicyReader:
         if "timezone" in t:
             tz = self.string(t["timezone"], f"{key}.timezone")
             try:
-                _load_zone(tz)
+                load_zone(tz)
             except ValueError:
                 raise self.error(f"{key}.timezone", f"unknown timezone {tz!r} (expected an IANA name such as \"Asia/Shanghai\")") from None
         country = "CN"

@@ -36,7 +36,7 @@ from . import notices, timers
 from ..notify.compose import build_message, local_time, make_address
 from ..config import Config, ConfigError
 from ..runtime.outbox import enqueue
-from .policy import Duration
+from ..durations import Duration
 from ...parsers.message import ParsedMessage
 from ...storage import repository as repo
 from ...storage.models import Attachment, Case, CaseTimer, Message, VendorCase

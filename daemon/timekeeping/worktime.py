@@ -122,7 +122,7 @@ class WallClock:
 
     def __init__(self, tz: str | None = None) -> None:
         self.timezone = tz
-        self._tz = _load_zone(tz) if tz is not None else None
+        self._tz = load_zone(tz) if tz is not None else None
 
     def __repr__(self) -> str:
         return f"WallClock(tz={self.timezone!r})"
@@ -158,7 +158,7 @@ class WallClock:
         return end.astimezone(UTC) - start.astimezone(UTC)
 
 
-def _load_zone(tz: str) -> ZoneInfo:
+def load_zone(tz: str) -> ZoneInfo:
     """Load a zone, turning the KeyError-like zoneinfo error into a ValueError."""
     if not isinstance(tz, str) or not tz:
         raise ValueError(f"timezone must be a non-empty IANA name, got {tz!r}")
@@ -244,7 +244,7 @@ class WorkCalendar:
         extra_workdays: Iterable[date] = (),
     ) -> None:
         self.timezone = tz
-        self.tz = _load_zone(tz)
+        self.tz = load_zone(tz)
         # Read-only: the per-day interval cache depends on it.
         self.hours: Mapping[int, tuple[tuple[time, time], ...]] = MappingProxyType(
             _normalise_hours(DEFAULT_HOURS if hours is None else hours)
