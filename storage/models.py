@@ -171,6 +171,9 @@ class Message(Base):
     new_text: Mapped[str] = mapped_column(Text, default="")
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)
     source: Mapped[str] = mapped_column(String(100), default="")
+    # Outgoing messages: what they are (ack, reply, status-update, ...), the
+    # outbox kind; empty for inbound mail.
+    kind: Mapped[str] = mapped_column(String(40), default="", server_default="")
     is_auto_reply: Mapped[bool] = mapped_column(Boolean, default=False)
     is_bounce: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

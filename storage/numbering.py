@@ -17,6 +17,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .batch import batch_cache
 from .models import CaseCounter
 
 
@@ -79,16 +80,17 @@ def reserve_case_numbers(session: Session, count: int) -> None:
     savepoint rollback would undo the counter update but not the block.
     Call ``release_unused_case_numbers`` before committing.
     """
-    session.info["case_number_block"] = max(1, count)
+    batch_cache(session).number_block = max(1, count)
 
 
 def allocate_case_number(session: Session, fmt: str, now: datetime) -> str:
     scope = counter_scope(fmt, now)
-    block_size = session.info.get("case_number_block")
+    cache = batch_cache(session)
+    block_size = cache.number_block
     if not block_size:
         value = _advance(session, scope, 1)
         return fmt.format(year=now.year, month=now.month, seq=value)
-    blocks = session.info.setdefault("case_number_blocks", {})
+    blocks = cache.number_blocks
     block = blocks.get(scope)
     if block is None or block[0] > block[1]:
         last = _advance(session, scope, block_size)
@@ -105,7 +107,9 @@ def release_unused_case_numbers(session: Session) -> None:
     lock; SQLite's single writer), so nobody can have moved it since: the
     guard on ``value == last`` only makes that assumption explicit.
     """
-    for scope, (next_value, last) in session.info.pop("case_number_blocks", {}).items():
+    cache = batch_cache(session)
+    blocks, cache.number_blocks = cache.number_blocks, {}
+    for scope, (next_value, last) in blocks.items():
         if next_value <= last:
             session.connection().execute(
                 update(CaseCounter)

@@ -14,14 +14,17 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from .batch import batch_cache
 from .models import (
     Case,
     Customer,
+    Attachment,
     CustomerContact,
     Event,
     Message,
     OutboxMessage,
     Quarantine,
+    VendorCase,
 )
 
 
@@ -78,10 +81,10 @@ def customers_by_emails(session: Session, emails: Iterable[str]) -> dict[str, Cu
 
 
 def case_by_number(session: Session, number: str) -> Case | None:
-    # Cases opened earlier in this transaction are indexed in session.info
-    # (see remember_case), so the lookup need not flush the whole batch.
-    pending = session.info.get("cases_by_number", {})
-    checked = session.info.get("case_numbers_checked", ())
+    # Cases opened earlier in this transaction are in the batch cache (see
+    # remember_case), so the lookup need not flush the whole batch.
+    cache = batch_cache(session)
+    pending, checked = cache.cases, cache.checked_numbers
     with session.no_autoflush:
         for candidate in dict.fromkeys((number, number.upper())):
             case = pending.get(candidate)
@@ -95,15 +98,15 @@ def case_by_number(session: Session, number: str) -> Case | None:
 def prefetch_cases(session: Session, numbers: Iterable[str]) -> None:
     """Load the cases a batch names in its subjects with one query."""
     wanted = list({n.upper() for n in numbers})
-    found = session.info.setdefault("cases_by_number", {})
+    cache = batch_cache(session)
     for start in range(0, len(wanted), 500):
         for case in session.execute(select(Case).where(Case.number.in_(wanted[start:start + 500]))).scalars():
-            found[case.number] = case
-    session.info["case_numbers_checked"] = set(wanted)
+            cache.cases[case.number] = case
+    cache.checked_numbers = set(wanted)
 
 
 def remember_case(session: Session, case: Case) -> None:
-    session.info.setdefault("cases_by_number", {})[case.number] = case
+    batch_cache(session).cases[case.number] = case
 
 
 def case_by_message_ids(session: Session, message_ids: Sequence[str]) -> Case | None:
@@ -160,13 +163,14 @@ def auto_mails_since(session: Session, address: str, since: datetime) -> int:
     stmt = select(func.count(OutboxMessage.id)).where(
         OutboxMessage.rcpt_to == address, OutboxMessage.created_at >= since
     )
-    recent = session.info.get("recent_mails")
+    cache = batch_cache(session)
+    recent = cache.recent_mails
     if recent is not None and address in recent:
         stored = recent[address]
     else:
-        with session.no_autoflush:  # unflushed rows are counted from session.info
+        with session.no_autoflush:  # unflushed rows are counted from the batch cache
             stored = int(session.execute(stmt).scalar_one())
-    return stored + session.info.get("queued_to", {}).get(address, 0)
+    return stored + cache.queued_to.get(address, 0)
 
 
 def prefetch_recent_mails(session: Session, addresses: Iterable[str], since: datetime) -> None:
@@ -180,12 +184,12 @@ def prefetch_recent_mails(session: Session, addresses: Iterable[str], since: dat
             .group_by(OutboxMessage.rcpt_to)
         )
         recent.update({rcpt: int(n) for rcpt, n in session.execute(stmt).all()})
-    session.info["recent_mails"] = recent
+    batch_cache(session).recent_mails = recent
 
 
 def count_queued(session: Session, rcpt_to: str) -> None:
     """Note an outbox row added in this transaction (see auto_mails_since)."""
-    queued = session.info.setdefault("queued_to", {})
+    queued = batch_cache(session).queued_to
     queued[rcpt_to] = queued.get(rcpt_to, 0) + 1
 
 
@@ -213,3 +217,122 @@ def load_case(session: Session, number: str) -> Case | None:
 
 def quarantine_by_sha(session: Session, sha256: str) -> Quarantine | None:
     return session.execute(select(Quarantine).where(Quarantine.sha256 == sha256)).scalars().first()
+
+
+# ---------------------------------------------------------------- a case's history
+
+
+def last_event(session: Session, case: Case, action: str) -> Event | None:
+    """The newest event ``action`` of ``case`` (e.g. "fax-received", "classified")."""
+    stmt = (
+        select(Event).where(Event.case_id == case.id, Event.action == action)
+        .order_by(Event.id.desc()).limit(1)
+    )
+    return session.execute(stmt).scalars().first()
+
+
+def inbound_messages(session: Session, case: Case) -> list[Message]:
+    """Mail the case received, oldest first."""
+    stmt = select(Message).where(Message.case_id == case.id, Message.direction == "in").order_by(Message.id)
+    return list(session.execute(stmt).scalars())
+
+
+def first_inbound_message(session: Session, case: Case) -> Message | None:
+    stmt = (
+        select(Message).where(Message.case_id == case.id, Message.direction == "in")
+        .order_by(Message.id).limit(1)
+    )
+    return session.execute(stmt).scalars().first()
+
+
+def recent_outgoing(session: Session, case: Case, *, exclude_kinds: Sequence[str] = (),
+                    limit: int = 50) -> list[Message]:
+    """Mail we sent on the case, newest first, without the kinds named."""
+    stmt = select(Message).where(Message.case_id == case.id, Message.direction == "out")
+    if exclude_kinds:
+        stmt = stmt.where(Message.kind.not_in(list(exclude_kinds)))
+    return list(session.execute(stmt.order_by(Message.id.desc()).limit(limit)).scalars())
+
+
+def last_message_id_sent_to(session: Session, case: Case, address: str) -> str | None:
+    """The Message-ID of our newest mail on the case to exactly ``address``."""
+    stmt = (
+        select(Message.message_id).where(Message.case_id == case.id, Message.direction == "out",
+                                         Message.to_addrs == address)
+        .order_by(Message.id.desc()).limit(1)
+    )
+    return session.execute(stmt).scalar()
+
+
+def inbound_attachments(session: Session, case: Case) -> list[Attachment]:
+    """Every attachment of mail the case received, in order."""
+    stmt = (
+        select(Attachment).join(Message, Message.id == Attachment.message_id)
+        .where(Message.case_id == case.id, Message.direction == "in").order_by(Attachment.id)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def last_assignments(session: Session, emails: Sequence[str]) -> dict[str, int]:
+    """For each address, the id of its newest "assigned" event (round robin)."""
+    session.flush()
+    stmt = (
+        select(Event.new, func.max(Event.id))
+        .where(Event.action == "assigned", Event.new.in_(list(emails)))
+        .group_by(Event.new)
+    )
+    return {email: int(last) for email, last in session.execute(stmt).all()}
+
+
+# ---------------------------------------------------------------- vendor cases
+
+
+def newest_vendor_case(session: Session, case: Case) -> VendorCase | None:
+    stmt = select(VendorCase).where(VendorCase.case_id == case.id).order_by(VendorCase.id.desc()).limit(1)
+    return session.execute(stmt).scalars().first()
+
+
+def vendor_case(session: Session, case: Case, vendor: str) -> VendorCase | None:
+    stmt = select(VendorCase).where(VendorCase.case_id == case.id, VendorCase.vendor == vendor)
+    return session.execute(stmt).scalars().first()
+
+
+# ---------------------------------------------------------------- outgoing mail
+
+
+def queue_outgoing(
+    session: Session,
+    *,
+    case: Case | None,
+    kind: str,
+    message_id: str,
+    mail_from: str,
+    rcpt_to: Sequence[str],
+    raw: bytes,
+    now: datetime,
+    record: Message | None = None,
+) -> OutboxMessage:
+    """Queue one rendered mail in the outbox, and keep ``record`` on the case.
+
+    ``record`` is the outgoing message as the case history shows it; both
+    rows are added to the caller's transaction, so a notice and its cause
+    commit together. The case object (not its id) links the rows, so a case
+    opened in the same transaction needs no flush.
+    """
+    links = {"case": case} if case is not None else {}
+    row = OutboxMessage(
+        **links, kind=kind, message_id=message_id, mail_from=mail_from, rcpt_to=",".join(rcpt_to),
+        raw=raw, state="queued", attempts=0, next_attempt_at=now, created_at=now,
+    )
+    session.add(row)
+    count_queued(session, row.rcpt_to)
+    if record is not None and case is not None:
+        record.case = case
+        session.add(record)
+    return row
+
+
+def quarantine(session: Session, *, sha256: str, source: str, error: str, raw: bytes, now: datetime) -> None:
+    """Keep a message's raw bytes aside with the reason (once per content)."""
+    if quarantine_by_sha(session, sha256) is None:
+        session.add(Quarantine(sha256=sha256, source=source, error=error, raw=raw, created_at=now))

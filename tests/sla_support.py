@@ -17,7 +17,7 @@ from casegate.daemon.inbound import Inbound
 from casegate.daemon.runtime.app import App
 from casegate.daemon.config import build_config
 from casegate.daemon.inbound import Source
-from casegate.daemon.timekeeping.scheduler import run_sweeps
+
 from casegate.storage import repository as repo
 from casegate.storage.models import Case, CaseTimer
 
@@ -102,7 +102,7 @@ def sweep_and_send(app: App, sink: Any, clock: Clock, when: datetime) -> list[Em
     """Run the sweeps at ``when``, deliver to the sink, return what arrived."""
     clock.set(when)
     before = len(sink.received)
-    run_sweeps(app, when)
+    app.sweep(when)
     report = app.outbox.send_due()
     assert report.failed == 0 and report.retried == 0, report
     return [m.message for m in sink.received[before:]]

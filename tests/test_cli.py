@@ -392,15 +392,15 @@ def test_quarantine_retry_reingests_after_a_fix(tmp_path: Path) -> None:
     cfg_path = tmp_path / "casegate.toml"
     cfg_path.write_text('[service]\naddress = "service@desk.example.cn"\n')
     app = App(load_config(str(cfg_path)))
-    original = app.pipeline.classify
+    original = app.pipeline.classifier.classify
 
     def broken(*a, **kw):
         raise RuntimeError("rules bug")
 
-    app.pipeline.classify = broken
+    app.pipeline.classifier.classify = broken
     raw = mail(subject="重试测试")
     assert app.pipeline.ingest(Inbound(raw, Source("imap-main", "imap"))).outcome == "quarantined"
-    app.pipeline.classify = original
+    app.pipeline.classifier.classify = original
     app.close()
 
     out = subprocess.run([sys.executable, "-m", "casegate.daemon.cli", "--config", str(cfg_path), "quarantine", "retry", "--all"],

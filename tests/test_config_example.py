@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from casegate.daemon.timekeeping import vendors as vendors_mod
+from casegate.daemon.directory import vendors as vendors_mod
 from casegate.daemon.runtime.app import App
 from casegate.daemon.config import (
     KNOWN_EXTRA_SECTIONS,
@@ -38,10 +38,10 @@ from casegate.daemon.config import (
 )
 from casegate.daemon.fax.config import FaxConfig, load_fax_config
 from casegate.daemon.timekeeping.policy import ComplaintPolicy, Policy, PolicyError, PriorityPolicy
-from casegate.daemon.timekeeping.scheduler import SchedulerConfig
+from casegate.daemon.timekeeping.settings import SchedulerConfig
 from casegate.daemon.directory.security import SecurityConfig
 from casegate.daemon.directory.staff import StaffDirectory, StaffMember
-from casegate.daemon.timekeeping.vendors import Vendor, VendorDirectory
+from casegate.daemon.directory.vendors import Vendor, VendorDirectory
 from casegate.parsers.fax import FaxPattern
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
@@ -215,8 +215,8 @@ def test_every_vendor_key_is_documented() -> None:
     # The Vendor dataclass holds the compiled regex as case_number; the key is case_number_regex.
     renamed = {"case_number": "case_number_regex"}
     keys = {renamed.get(k, k) for k in field_names(Vendor)}
-    assert keys <= set(vendors_mod._KEYS), "Vendor field without a config key: update `renamed`"
-    missing = [k for k in sorted(keys | set(vendors_mod._KEYS)) if not documented(text, "vendors", k)]
+    assert keys <= set(vendors_mod.KEYS), "Vendor field without a config key: update `renamed`"
+    missing = [k for k in sorted(keys | set(vendors_mod.KEYS)) if not documented(text, "vendors", k)]
     assert not missing, f"config.example.toml: [[vendors]] does not document {missing}"
 
 

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from casegate.daemon.inbound import Inbound
+from casegate.daemon.notify.fax_route import customer_route
 from casegate.daemon.runtime.app import App
 from casegate.daemon.config import ConfigError
 from casegate.daemon.fax.config import load_fax_config
@@ -335,9 +336,9 @@ def test_customer_route_for_status_updates(tmp_path: Path) -> None:
                                                                       ("email", "b@acme.cn")])
         nothing = repo.create_customer(s, app.clock(), name="C")
         s.flush()
-        assert app.fax.customer_route(fax_only).address == "862087681011@fax.gateway.example"
-        assert app.fax.customer_route(both).address == "b@acme.cn"
-        assert app.fax.customer_route(nothing) is None
+        assert customer_route(fax_only, app.fax.cfg).address == "862087681011@fax.gateway.example"
+        assert customer_route(both, app.fax.cfg).address == "b@acme.cn"
+        assert customer_route(nothing, app.fax.cfg) is None
 
 
 def test_case_number_on_another_customers_fax_does_not_join_that_case(tmp_path: Path) -> None:

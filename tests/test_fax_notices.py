@@ -66,11 +66,13 @@ def test_loop_protection_applies_to_the_gateway_address(tmp_path, smtp_sink) -> 
     deliver(app, smtp_sink)
     seen: list[str] = []
 
-    def refuse(address: str) -> str | None:
-        seen.append(address)
-        return "test: refused" if address == GATEWAY_ADDRESS else None
+    guard = app.notifier.refusal
 
-    app.pipeline.not_customer.append(refuse)
+    def refuse(session, address, now):  # type: ignore[no-untyped-def]
+        seen.append(address)
+        return "test: refused" if address == GATEWAY_ADDRESS else guard(session, address, now)
+
+    app.notifier.refusal = refuse
     arrived = sweep_and_send(app, smtp_sink, clock, sh(2026, 10, 9, 21, 0))
     assert GATEWAY_ADDRESS not in [to_of(m) for m in arrived]
     assert GATEWAY_ADDRESS in seen

@@ -224,14 +224,14 @@ def test_a_bad_message_does_not_spoil_its_batch(app: App) -> None:
 
 
 def test_internal_error_in_one_message_quarantines_only_that_one(app: App, monkeypatch) -> None:
-    original = app.pipeline.classify
+    original = app.pipeline.classifier.classify
 
     def explode(parsed, *a, **kw):
         if "爆炸" in parsed.subject:
             raise RuntimeError("boom")
         return original(parsed, *a, **kw)
 
-    monkeypatch.setattr(app.pipeline, "classify", explode)
+    monkeypatch.setattr(app.pipeline.classifier, "classify", explode)
     results = app.pipeline.ingest_batch([Inbound(mail(subject="爆炸"), SRC), Inbound(mail(), SRC)])
     assert [r.outcome for r in results] == ["quarantined", "new"]
     assert "RuntimeError: boom" in results[0].reason
@@ -367,7 +367,7 @@ def test_a_failing_acknowledgement_does_not_cost_the_case(app: App, monkeypatch)
     def broken(*a, **kw):
         raise ValueError("template exploded")
 
-    monkeypatch.setattr(app.pipeline.renderer, "render", broken)
+    monkeypatch.setattr(app.notifier.renderer, "render", broken)
     res = app.pipeline.ingest(Inbound(mail(), SRC))
     assert res.outcome == "new"
     case = case_of(app, res.case_number)

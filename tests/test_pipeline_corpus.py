@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from casegate.daemon.inbound import Inbound
 from casegate.daemon.runtime.app import App
 from casegate.daemon.inbound import Source
-from casegate.daemon.stages.pipeline import dedupe_key
+from casegate.daemon.stages.intake import dedupe_key
 from casegate.parsers import ParseError, parse_message
 from casegate.storage.models import Case, Message, OutboxMessage, Quarantine
 from helpers import make_app

@@ -18,7 +18,7 @@ from sla_support import (
 )
 from sqlalchemy import func, select
 
-from casegate.daemon.timekeeping.scheduler import run_sweeps
+
 from casegate.storage.models import OutboxMessage
 
 P2_TEXT = "系统性能严重下降，部分功能故障。"
@@ -164,7 +164,7 @@ def test_two_daemons_send_each_notice_once(tmp_path, smtp_sink, postgres) -> Non
             try:
                 barrier.wait()
                 for _ in range(3):
-                    run_sweeps(app, when, batch=3)
+                    app.sweep(when, batch=3)
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from casegate.daemon.runtime.app import App
-from casegate.daemon.stages.pipeline import IngestResult
+from casegate.daemon.stages.context import IngestResult
 from casegate.daemon.runtime.source_state import SourceStatus
 from casegate.daemon.sources import spool as spool_mod
 from casegate.daemon.sources.spool import ORPHAN_SIDECAR_AGE, SpoolSource, check_document

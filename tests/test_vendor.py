@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from casegate.daemon.inbound import Inbound
 from casegate.daemon.config import ConfigError, build_config
-from casegate.daemon.timekeeping.vendors import VendorDirectory
+from casegate.daemon.directory.vendors import VendorDirectory
 from casegate.storage.models import Customer, VendorCase
 
 

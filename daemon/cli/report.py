@@ -10,7 +10,7 @@ from . import EX_OK, EX_USAGE, _app
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..stages.pipeline import utcnow
+    from ..clock import utcnow
     from ..timekeeping.report import compute, default_month, render
     from ..timekeeping.scheduler import SchedulerConfig
 

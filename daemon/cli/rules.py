@@ -30,7 +30,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
     from ..inbound import Source
-    from ..stages.pipeline import utcnow
+    from ..clock import utcnow
     from ...parsers import ParseError, parse_message
     from ...rules import RuleLoadError, format_result, load_rules
     from ...storage import repository as repo

@@ -1,21 +1,20 @@
 """Faxes inside the pipeline: recognise them, read them (OCR), flag the unread.
 
 The sources stay thin: a fax-gateway mailbox and the spool folder hand raw
-RFC 5322 bytes to the pipeline like any other source. This module plugs into
-the pipeline's hooks (see :func:`install`):
+RFC 5322 bytes (and, for the spool, the sidecar's data) to the pipeline like
+any other source. The stages ask this module three things:
 
-* ``prepare`` (outside the database transaction, because OCR takes about a
-  second per page): decide whether the message is a fax (a fax source, or a
-  gateway notice recognised by ``[fax]`` patterns), attach its FaxInfo, and
-  give the rules the OCR text of the TIFF/PDF attachments as the body; the
-  original file stays attached by the pipeline;
+* ``read_fax`` (at intake, outside the database transaction, because OCR
+  takes about a second per page): is the message a fax (a fax source, or a
+  gateway notice recognised by ``[fax]`` patterns)? Then its FaxInfo, and
+  the OCR text of the TIFF/PDF attachments as the text rules see; the
+  original file stays attached;
 * ``adjust_classification``: a fax whose text could not be read cannot be
   judged by keyword rules, so it gets at least ``[fax] default_priority``;
-* ``record`` (after store): events ``fax-received`` and ``fax-not-read``
-  (with the reason) on the case, so an operator sees what happened;
-* ``reply_route``: acknowledgements to fax-only customers go through the
-  e-mail-to-fax gateway (daemon/fax/reply.py); ``fax_case_route`` does the
-  same for the scheduler's notices on a case that came by fax.
+* ``record``: events ``fax-received`` and ``fax-not-read`` (with the
+  reason) on the case, so an operator sees what happened.
+
+Answers to fax-only customers are the notifier's (daemon/notify/fax_route.py).
 """
 
 from __future__ import annotations
@@ -25,23 +24,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import tzinfo
-from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 from ..config import Config, ImapSourceConfig, SpoolSourceConfig
-from .config import FaxConfig, load_fax_config
-from ..notify.fax_route import ReplyRoute, customer_route, fax_route, reply_route
+from ..inbound import Inbound
+from .config import FaxConfig
 from ...parsers.fax import extract_fax_info
 from ...parsers.language import guess_language
 from ...parsers.message import Attachment, FaxInfo, ParsedMessage
 from ...parsers.ocr import OcrResult, ocr_document
 from ...rules import Classification
 from ...storage import repository as repo
-from ...storage.models import Case, Customer, Message
-
-if TYPE_CHECKING:
-    from ..stages.pipeline import Pipeline, _Prepared
+from ...storage.models import Case, Message
 
 log = logging.getLogger("casegate.fax")
 
@@ -77,6 +72,14 @@ def more_severe(a: str, b: str) -> str:
 
 
 @dataclass(frozen=True)
+class FaxReading:
+    """A message read as a fax: with its FaxInfo, and the text the rules see."""
+
+    parsed: ParsedMessage
+    text: str
+
+
+@dataclass(frozen=True)
 class FaxText:
     """What reading the fax documents gave: text, pages, and why not (if not)."""
 
@@ -104,9 +107,12 @@ class FaxIntake:
     def is_fax_source(self, kind: str, name: str) -> bool:
         return kind in FAX_SOURCE_KINDS or name in self.fax_source_names
 
-    def detect(self, parsed: ParsedMessage, kind: str, name: str) -> FaxInfo | None:
+    def detect(self, parsed: ParsedMessage, inbound: Inbound) -> FaxInfo | None:
         """FaxInfo when the message is a fax; None for ordinary mail."""
+        kind, name = inbound.source.kind, inbound.source.name
         forced = self.is_fax_source(kind, name)
+        if inbound.fax is not None:  # what the spool's sidecar said
+            return inbound.fax
         if parsed.fax is not None:
             return parsed.fax
         if not forced and not self.cfg.detect_in_mail:
@@ -151,35 +157,33 @@ class FaxIntake:
         not_read = "; ".join(errors) if errors else None
         return FaxText("\n\n".join(texts), pages, not_read, round(time.monotonic() - start, 3))
 
-    def prepare(self, prep: _Prepared) -> None:
-        """Pipeline prepare hook: mark a fax, OCR it, give the rules its text."""
-        parsed = prep.parsed
-        if parsed is None or prep.error is not None:
-            return
-        info = self.detect(parsed, prep.inbound.source.kind, prep.inbound.source.name)
+    def read_fax(self, parsed: ParsedMessage, inbound: Inbound) -> FaxReading | None:
+        """The message as a fax (FaxInfo set) and the text rules should read; None for mail."""
+        info = self.detect(parsed, inbound)
         if info is None:
-            return
+            return None
+        source = inbound.source
         docs = fax_documents(parsed.attachments)
-        if not docs and not self.is_fax_source(prep.inbound.source.kind, prep.inbound.source.name):
+        if not docs and not self.is_fax_source(source.kind, source.name):
             # In an ordinary mailbox, "Fax from the Beijing office" without a
             # TIFF/PDF is a customer's mail, not a gateway notice.
-            return
+            return None
         result = self.read(docs)
         info = replace(info, not_read=result.not_read)
         # The language is the fax's, not the gateway notice's (often English);
         # unread, it is unknown and the service default applies.
-        prep.parsed = replace(parsed, fax=info, language=guess_language(result.text) if result.text else None)
+        as_fax = replace(parsed, fax=info, language=guess_language(result.text) if result.text else None)
         own = parsed.new_text.strip()
         parts = [own] if own else []
         if result.text:
             parts.append(f"—— 传真内容 (OCR) / fax text (OCR) ——\n{result.text}")
-        prep.text_override = "\n\n".join(parts)
         if result.not_read:
             log.warning("fax from %s (source=%s) not read: %s",
-                        info.sender_number or info.raw_sender or "unknown number", prep.inbound.source.name, result.not_read)
+                        info.sender_number or info.raw_sender or "unknown number", source.name, result.not_read)
         else:
             log.info("fax from %s (source=%s): %d page(s) read in %.1f s",
-                     info.sender_number or "unknown number", prep.inbound.source.name, result.pages, result.seconds)
+                     info.sender_number or "unknown number", source.name, result.pages, result.seconds)
+        return FaxReading(as_fax, "\n\n".join(parts))
 
     # ------------------------------------------------------------ classify / store
 
@@ -190,8 +194,8 @@ class FaxIntake:
         tags = result.tags if "fax-not-read" in result.tags else (*result.tags, "fax-not-read")
         return replace(result, priority=more_severe(result.priority, self.cfg.default_priority), tags=tags)
 
-    def record(self, session: Session, case: Case | None, message: Message, parsed: ParsedMessage, outcome: str) -> None:
-        """After-store hook: the fax's metadata and unread state as case events."""
+    def record(self, session: Session, case: Case | None, message: Message, parsed: ParsedMessage) -> None:
+        """The fax's metadata and unread state as case events."""
         info = parsed.fax
         if info is None or case is None:
             return
@@ -202,17 +206,6 @@ class FaxIntake:
         if info.not_read:
             repo.add_event(session, case, now, "system", "fax-not-read", detail={"reason": info.not_read})
 
-    def reply_route(self, customer: Customer | None, parsed: ParsedMessage) -> ReplyRoute | None:
-        return reply_route(customer, parsed, self.cfg)
-
-    def customer_route(self, customer: Customer) -> ReplyRoute | None:
-        """For status updates: e-mail, else the fax gateway (see fax_reply)."""
-        return customer_route(customer, self.cfg)
-
-    def fax_case_route(self, customer: Customer | None, number: str | None = None) -> ReplyRoute:
-        """For notices on a case that came by fax: like the acknowledgement's route."""
-        return fax_route(customer, self.cfg, number)
-
 
 def fax_source_names(config: Config) -> frozenset[str]:
     """Sources whose every message is a fax (IMAP ``fax = true``, spools)."""
@@ -222,15 +215,9 @@ def fax_source_names(config: Config) -> frozenset[str]:
     )
 
 
-def install(pipeline: Pipeline, config: Config, ocr: OcrFunc = ocr_document) -> FaxIntake:
-    """Validate ``[fax]`` and plug fax handling into ``pipeline``'s hooks."""
-    cfg = load_fax_config(config)
-    intake = FaxIntake(cfg, cfg.tzinfo(config), fax_source_names(config), ocr)
-    pipeline.prepare_hooks.append(intake.prepare)
-    pipeline.classify_hooks.append(intake.adjust_classification)
-    pipeline.after_store.append(intake.record)
-    pipeline.reply_route = intake.reply_route
-    return intake
+def build_fax_intake(config: Config, cfg: FaxConfig, ocr: OcrFunc = ocr_document) -> FaxIntake:
+    """The fax intake for ``config``'s sources, with ``[fax]`` already validated."""
+    return FaxIntake(cfg, cfg.tzinfo(config), fax_source_names(config), ocr)
 
 
-__all__ = ["FaxIntake", "FaxText", "fax_documents", "install", "more_severe"]
+__all__ = ["FaxIntake", "FaxReading", "FaxText", "build_fax_intake", "fax_documents", "more_severe"]

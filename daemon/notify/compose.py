@@ -29,27 +29,12 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from ... import templates as templates_package
+from ..addresses import clean_header, make_address
 
 # The shipped templates are package data of ``casegate.templates``.
 TEMPLATES_DIR = Path(templates_package.__file__).resolve().parent
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 LANGUAGES = ("zh", "en")
 WIRE_POLICY = compat32.clone(linesep="\r\n")
-
-
-def clean_header(value: str, limit: int = 200) -> str:
-    """One line of header text: controls folded to spaces, length capped."""
-    text = _CONTROL.sub(" ", value).strip()
-    return text[:limit]
-
-
-def make_address(email: str, name: str = "") -> HeaderAddress:
-    """A single mailbox; raises ValueError for anything else."""
-    email = email.strip()
-    if _CONTROL.search(email) or email.count("@") != 1 or any(c in email for c in " <>,;\"()"):
-        raise ValueError(f"not a single e-mail address: {email!r}")
-    local, _, domain = email.partition("@")
-    return HeaderAddress(display_name=clean_header(name, 100), username=local, domain=domain)
 
 
 def new_message_id(domain: str) -> str:
@@ -169,7 +154,3 @@ def to_wire(msg: Message) -> bytes:
 
 def message_id_of(msg: Message) -> str:
     return str(msg["Message-ID"]).strip().strip("<>")
-
-
-def local_time(dt: datetime, tz: str) -> str:
-    return dt.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")

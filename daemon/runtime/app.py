@@ -2,7 +2,9 @@
 
 No module-level singletons: the CLI, the daemon and the tests each build an
 ``App`` from an explicit Config, so a test can run two daemons on one
-database in one process.
+database in one process. Reading top to bottom is the data flow: who is who
+(staff, vendors), how we write (notifier), what the clock owes (desk), then
+the pipeline's intake and stages, then the outbox that sends.
 """
 
 from __future__ import annotations
@@ -11,17 +13,30 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from ..notify.compose import Renderer
+from ..clock import utcnow
 from ..config import Config, ConfigError
-from ..fax.intake import install as install_fax_intake
+from ..directory.reply_address import ReplyAddressSigner
+from ..directory.security import SecurityConfig, load_secret
+from ..directory.staff import StaffDirectory
+from ..directory.vendors import VendorDirectory
+from ..fax.config import load_fax_config
+from ..fax.intake import build_fax_intake
+from ..notify.compose import Renderer
+from ..notify.notifier import Notifier
+from ..notify.recipients import CustomerFinder
+from ..stages.classify import Classifier
+from ..stages.intake import Intake
+from ..stages.pipeline import Pipeline, build_stages
+from ..stages.thread import Threader
+from ..timekeeping.aftercare import Aftercare
+from ..timekeeping.desk import Desk
+from ..timekeeping.policy import Policy, PolicyError
+from ..timekeeping.scheduler import SweepReport, run_sweeps
+from ..timekeeping.settings import SchedulerConfig
+from ..workflow.conversation import Workflow
 from .mailer import make_transport
 from .outbox import OutboxWorker
 from .parse_pool import ParsePool
-from ..stages.pipeline import Pipeline, utcnow
-from ..timekeeping.policy import Policy, PolicyError
-from ..timekeeping.notices import requester
-from ..timekeeping.scheduler import install as install_timekeeping
-from ..workflow.conversation import build_workflow
 from ...rules import RuleStore, default_folder
 from ...storage.blobs import BlobStore
 from ...storage.db import Database
@@ -57,26 +72,39 @@ class App:
         self.config = config
         self.clock = clock
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        # Every owned section is validated here, at start.
         self.policy = load_policy(config)
+        fax_cfg = load_fax_config(config)
+        security = SecurityConfig.from_config(config)
+        self.staff = StaffDirectory.from_config(config)
+        vendors = VendorDirectory.from_config(config)
+        settings = SchedulerConfig.from_config(config)
         self.db = Database(config.database_url)
         if migrate:
             self.db.migrate()
         self.rules = RuleStore(rules_folder(config))
-        self.renderer = Renderer(default_language=config.service.default_language)
         self.blobs = BlobStore(config.attachments_dir)
-        self.pipeline = Pipeline(config, self.db, self.rules, self.policy, self.renderer, self.blobs, clock)
-        self.pipeline.parse_pool = ParsePool(config.service.parse_workers)
-        self.fax = install_fax_intake(self.pipeline, config)  # validates [fax]; OCR and fax replies
-        # Staff directory, signed reply addresses and engineers' commands
-        # (daemon/workflow/conversation.py); ``self.staff`` is what escalation asks for roles.
-        self.workflow = build_workflow(config, self.pipeline)
-        self.staff = self.workflow.staff
-        # SLA timers, aftercare (confirm, survey, recurrence) and vendor mail (daemon/timekeeping/scheduler.py).
-        install_timekeeping(self)
-        self.workflow.customer_route = lambda session, case: requester(session, self, case)
+        signer = ReplyAddressSigner(load_secret(config, security), config.service.address, security.token_length)
+        renderer = Renderer(default_language=config.service.default_language)
+        self.notifier = Notifier(config.service, renderer, CustomerFinder(self.staff, vendors, fax_cfg), vendors,
+                                 signer)
+        self.desk = Desk(config.service, self.policy, self.notifier, self.staff, vendors, self.blobs, settings)
+        # Engineers' commands and the customer conversation (daemon/workflow/).
+        self.workflow = Workflow(self.desk, signer, security, clock)
+        aftercare = Aftercare(self.desk)
+        self.fax = build_fax_intake(config, fax_cfg)
+        threader = Threader(config.service.case_number_format, signer.verified)
+        classifier = Classifier(self.rules, config.classification, self.policy, self.fax)
+        stages = build_stages(config.service, self.desk, self.workflow, aftercare, self.fax, threader, classifier)
+        self.pipeline = Pipeline(self.db, Intake(self.blobs, self.fax), stages, threader, classifier, clock)
+        self.parse_pool = ParsePool(config.service.parse_workers)
         self.transport = make_transport(config.outgoing, config.resolve(config.outgoing.maildir))
         self.outbox = OutboxWorker(self.db, self.transport, config.outgoing, clock)
 
+    def sweep(self, now: datetime, *, batch: int | None = None) -> SweepReport:
+        """One run of the SLA sweeps at ``now`` (the scheduler's job)."""
+        return run_sweeps(self.desk, self.db, now, batch=batch)
+
     def close(self) -> None:
-        self.pipeline.parse_pool.close()
+        self.parse_pool.close()
         self.db.dispose()

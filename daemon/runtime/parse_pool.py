@@ -16,25 +16,12 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from ...parsers import ParseError, parse_message
-from ...parsers.message import ParsedMessage
+from ..stages.intake import ParseOutcome, parse_outcome
 
 log = logging.getLogger("casegate.parse")
 
 # Below this many messages a round trip to a worker costs more than it saves.
 MIN_POOL_BATCH = 16
-
-ParseOutcome = ParsedMessage | str  # the message, or the reason it could not be parsed
-
-
-def parse_outcome(raw: bytes) -> ParseOutcome:
-    try:
-        return parse_message(raw)
-    except ParseError as exc:
-        return f"cannot parse: {exc.reason}"
-    except Exception as exc:  # a parser bug must not lose the message
-        return f"parser error: {type(exc).__name__}: {exc}"
-
 
 def _parse_many(raws: Sequence[bytes]) -> list[ParseOutcome]:
     return [parse_outcome(raw) for raw in raws]

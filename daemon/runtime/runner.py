@@ -19,7 +19,7 @@ from . import systemd
 from .app import App
 from ..config import Config, ConfigError, ImapSourceConfig, SmtpSourceConfig, SpoolSourceConfig, load_config
 from .mailer import make_transport
-from ..stages.pipeline import IngestResult
+from ..stages.context import IngestResult
 from ..timekeeping.scheduler import start as start_scheduler
 from .source_state import SourceStatus
 from ..sources.imap import ImapSource
@@ -129,7 +129,7 @@ class Daemon:
             status = SourceStatus(self.app.db, src.name, src.kind, self.app.clock)
             self.statuses.append(status)
             if isinstance(src, ImapSourceConfig):
-                imap = ImapSource(src, self.app.pipeline, status, self._on_ingested)
+                imap = ImapSource(src, self.app.pipeline, status, self._on_ingested, parse_pool=self.app.parse_pool)
                 self.thread_sources.append(imap)
                 self.threads.append(asyncio.ensure_future(asyncio.to_thread(imap.run)))
             elif isinstance(src, SmtpSourceConfig):

@@ -38,7 +38,9 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from ..config import ImapSourceConfig, read_secret
 from ..runtime.faults import fault_point
 from ..inbound import Inbound, Source
-from ..stages.pipeline import IngestResult, Pipeline
+from ..runtime.parse_pool import ParsePool
+from ..stages.context import IngestResult
+from ..stages.pipeline import Pipeline
 from ..runtime.source_state import SourceStatus
 from ...storage.db import DatabaseUnavailable
 
@@ -86,9 +88,14 @@ class ImapSource:
         pipeline: Pipeline,
         status: SourceStatus,
         on_ingested: Callable[[list[IngestResult]], None] = lambda results: None,
+        *,
+        parse_pool: ParsePool | None = None,
     ) -> None:
         self.cfg = cfg
         self.pipeline = pipeline
+        # Batches are parsed here, beside the store of the previous batch
+        # (the App's pool; without one, inline).
+        self.parse_pool = parse_pool if parse_pool is not None else ParsePool(0)
         self.status = status
         self.on_ingested = on_ingested
         self.source = Source(cfg.name, "fax" if cfg.fax else "imap")
@@ -306,14 +313,14 @@ class ImapSource:
     def _begin(self, msgs: list[FetchedMessage]) -> _Batch:
         """Record the attempt on the server, then start parsing."""
         self._mark_attempt(msgs)
-        return _Batch(msgs, self.pipeline.parse_pool.submit([m.raw for m in msgs]))
+        return _Batch(msgs, self.parse_pool.submit([m.raw for m in msgs]))
 
     def _finish(self, batch: _Batch) -> int:
         """Store a batch, then move its messages out of the folder."""
         msgs = batch.msgs
         raws = [m.raw for m in msgs]
         fault_point("imap.ingest", b"".join(raws))
-        parsed = self.pipeline.parse_pool.results(batch.parsing, raws)
+        parsed = self.parse_pool.results(batch.parsing, raws)
         try:
             results = self.pipeline.ingest_batch([Inbound(raw, self.source) for raw in raws], parsed)
         except DatabaseUnavailable:

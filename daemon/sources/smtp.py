@@ -23,8 +23,10 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from ..config import ServiceConfig, SmtpSourceConfig
-from ..inbound import Inbound, Source
-from ..stages.pipeline import IngestResult, Pipeline
+from ..clock import utcnow
+from ..inbound import Envelope, Inbound, Source
+from ..stages.context import IngestResult
+from ..stages.pipeline import Pipeline
 from ..runtime.source_state import SourceStatus
 from ...storage.db import DatabaseUnavailable
 
@@ -100,7 +102,9 @@ class IngestHandler:
         # Stored exactly as received: the raw bytes are the evidence.
         raw = envelope.original_content or b""
         try:
-            result = await asyncio.to_thread(self.pipeline.ingest, Inbound(raw, self.source))
+            inbound = Inbound(raw, self.source, received_at=utcnow(),
+                          envelope=Envelope(envelope.mail_from or "", tuple(envelope.rcpt_tos)))
+            result = await asyncio.to_thread(self.pipeline.ingest, inbound)
         except DatabaseUnavailable as exc:
             log.error("source=%s database unavailable, answered 451: %s", self.cfg.name, exc)
             self.status.error(f"database unavailable: {exc}")

@@ -41,12 +41,13 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from ..notify.compose import clean_header
+from ..addresses import clean_header
 from ..config import Config, SpoolSourceConfig
 from ..fax.config import load_fax_config
 from ..runtime.faults import fault_point
 from ..inbound import Inbound, Source
-from ..stages.pipeline import IngestResult, Pipeline
+from ..stages.context import IngestResult
+from ..stages.pipeline import Pipeline
 from ..runtime.source_state import SourceStatus
 from ...parsers.message import FaxInfo
 from ...parsers.spool_meta import MAX_SIDECAR_BYTES, parse_sidecar

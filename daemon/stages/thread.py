@@ -12,23 +12,21 @@ Anything else opens a new case.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from ..timekeeping.aftercare import Aftercare
+from ..timekeeping.policy import Policy
+from .context import MessageContext
+from .match import ThreadMatch
 from ...parsers.message import ParsedMessage
 from ...storage import repository as repo
 from ...storage.models import Case
 from ...storage.numbering import number_pattern
-
-
-@dataclass(frozen=True)
-class ThreadMatch:
-    case: Case
-    how: str  # "reply-address" | "subject" | "fax-text" | "references"
-    signed_by: str | None = None  # recipient the signed address was issued to
 
 
 # A callable that finds a (case number, issued-to address) in the recipients
@@ -69,3 +67,43 @@ class Threader:
             if case is not None:
                 return ThreadMatch(case, "references")
         return None
+
+
+log = logging.getLogger("casegate.pipeline")
+
+
+class Thread:
+    """The thread stage: which case a message joins, or which closed case it follows.
+
+    A reply to a closed case stays on it when aftercare claims it (a survey
+    answer), reopens it inside the policy's reopen window, and otherwise
+    opens a new case linked to the old one.
+    """
+
+    name = "thread"
+    after_settled = False
+
+    def __init__(self, threader: Threader, policy: Policy, aftercare: Aftercare) -> None:
+        self.threader = threader
+        self.policy = policy
+        self.aftercare = aftercare
+
+    def run(self, session: Session, ctx: MessageContext) -> None:
+        parsed = ctx.parsed
+        assert parsed is not None and ctx.now is not None
+        match = self.threader.find(session, parsed, ctx.fax_text if parsed.fax is not None else None)
+        if (match is not None and match.how == "fax-text" and ctx.customer is not None
+                and match.case.customer_id != ctx.customer.id):
+            # A case number read by OCR from another customer's fax is more
+            # likely a misread than a reply: it must not join that case.
+            log.warning("case number %s read on a fax from another customer; not threading it there",
+                        match.case.number)
+            match = None
+        if match is not None and match.case.status == "closed" and ctx.automatic is None and ctx.staff is None:
+            case = match.case
+            if not self.aftercare.keep_closed(session, case, parsed, ctx.now):  # a survey answer stays
+                if case.closed_at is not None and self.policy.reply_reopens(case.closed_at, ctx.now):
+                    ctx.reopen = True
+                else:
+                    ctx.linked, match = case, None
+        ctx.match = match

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import notices, timers
-from ..notify.compose import local_time
+from .desk import Desk
+from ..notify.wording import local_time
 from .survey import read_reply
 from ...parsers.message import ParsedMessage
 from ...storage import repository as repo
@@ -39,44 +38,44 @@ def _current(case: Case, timer: CaseTimer) -> bool:
 # ---------------------------------------------------------------- timer handlers
 
 
-def handle_confirm(session: Session, ctx: Any, timer: CaseTimer, case: Case, now: datetime) -> None:
+def handle_confirm(session: Session, desk: Desk, timer: CaseTimer, case: Case, now: datetime) -> None:
     """Ask the customer to confirm the fix, saying when silence will close the case."""
     if case.status == "closed" and case.resolved_at == timer.anchor_at:
         # Closed by staff straight away: nothing to confirm, but still ask how we did.
         timers.finish(timer, now, "skipped:closed")
-        send_survey(session, ctx, case, now, timer.cycle)
+        send_survey(session, desk, case, now, timer.cycle)
         return
     if case.status != "resolved" or case.resolved_at != timer.anchor_at:
         timers.finish(timer, now, f"skipped:{case.status}")
         return
-    tz = ctx.config.service.timezone
-    sent = notices.mail_customer(
-        session, ctx, case, "confirm_request", "confirm-request", now, event="confirmation-requested",
-        close_at=local_time(ctx.policy.auto_close_at(case.resolved_at), tz),
-        progress=_resolution_text(session, ctx, case),
+    tz = desk.service.timezone
+    sent = desk.notifier.to_customer(
+        session, case, "confirm_request", "confirm-request", now, event="confirmation-requested",
+        close_at=local_time(desk.policy.auto_close_at(case.resolved_at), tz),
+        progress=_resolution_text(session, desk, case),
     )
     timers.finish(timer, now, "sent" if sent else "skipped:suppressed")
 
 
-def handle_auto_close(session: Session, ctx: Any, timer: CaseTimer, case: Case, now: datetime) -> None:
+def handle_auto_close(session: Session, desk: Desk, timer: CaseTimer, case: Case, now: datetime) -> None:
     """Close a resolved case the customer never answered."""
     if case.status != "resolved" or case.resolved_at != timer.anchor_at:
         timers.finish(timer, now, f"skipped:{case.status}")
         return
     timers.finish(timer, now, "sent")
-    close_case(session, ctx, case, now, actor="scheduler", reason="no answer after resolution",
+    close_case(session, desk, case, now, actor="scheduler", reason="no answer after resolution",
                cycle=timer.cycle)
 
 
-def handle_followup(session: Session, ctx: Any, timer: CaseTimer, case: Case, now: datetime) -> None:
+def handle_followup(session: Session, desk: Desk, timer: CaseTimer, case: Case, now: datetime) -> None:
     """A follow-up contact: score, has the fault come back, any new needs."""
     if not _current(case, timer):
         timers.finish(timer, now, f"skipped:{case.status}")
         return
-    total = len(ctx.policy.priority(case.priority).followups)
-    tz = ctx.config.service.timezone
-    sent = notices.mail_customer(
-        session, ctx, case, "followup", "followup", now, event="followup-sent",
+    total = len(desk.policy.priority(case.priority).followups)
+    tz = desk.service.timezone
+    sent = desk.notifier.to_customer(
+        session, case, "followup", "followup", now, event="followup-sent",
         event_detail={"step": timer.step, "of": total},
         step=timer.step, steps=total,
         resolved=local_time(case.resolved_at, tz) if case.resolved_at else "",
@@ -84,8 +83,8 @@ def handle_followup(session: Session, ctx: Any, timer: CaseTimer, case: Case, no
     timers.finish(timer, now, "sent" if sent else "skipped:suppressed")
 
 
-def _resolution_text(session: Session, ctx: Any, case: Case) -> str:
-    who = notices.requester(session, ctx, case)
+def _resolution_text(session: Session, desk: Desk, case: Case) -> str:
+    who = desk.notifier.customers.requester(session, case)
     last = notices.last_staff_reply(session, case, who.email if who else None)
     return (last.new_text or last.text).strip() if last is not None else ""
 
@@ -93,7 +92,7 @@ def _resolution_text(session: Session, ctx: Any, case: Case) -> str:
 # ---------------------------------------------------------------- state changes
 
 
-def close_case(session: Session, ctx: Any, case: Case, now: datetime, *, actor: str, reason: str,
+def close_case(session: Session, desk: Desk, case: Case, now: datetime, *, actor: str, reason: str,
                cycle: int | None = None) -> None:
     """Close a resolved case and send the satisfaction survey once per resolution."""
     old = case.status
@@ -102,21 +101,21 @@ def close_case(session: Session, ctx: Any, case: Case, now: datetime, *, actor: 
     timers.cancel_pending(session, case, (timers.AUTO_CLOSE, timers.CONFIRM), now, "closed")
     if cycle is None:
         cycle = max(timers.next_cycle(session, case) - 1, 0)
-    send_survey(session, ctx, case, now, cycle)
+    send_survey(session, desk, case, now, cycle)
 
 
-def send_survey(session: Session, ctx: Any, case: Case, now: datetime, cycle: int) -> None:
+def send_survey(session: Session, desk: Desk, case: Case, now: datetime, cycle: int) -> None:
     """The satisfaction survey, at most once per resolution (a timer row is the proof)."""
-    if not ctx.policy.survey_on_close or case.resolved_at is None:
+    if not desk.policy.survey_on_close or case.resolved_at is None:
         return
     survey = timers.add_timer(session, case, SURVEY, cycle=cycle, step=0, anchor_at=case.resolved_at, due_at=now)
     if survey is None:
         return  # already surveyed for this resolution
-    sent = notices.mail_customer(session, ctx, case, "survey", "survey", now, event="survey-sent")
+    sent = desk.notifier.to_customer(session, case, "survey", "survey", now, event="survey-sent")
     timers.finish(survey, now, "sent" if sent else "skipped:suppressed")
 
 
-def reopen_case(session: Session, ctx: Any, case: Case, now: datetime, *, actor: str, reason: str) -> None:
+def reopen_case(session: Session, desk: Desk, case: Case, now: datetime, *, actor: str, reason: str) -> None:
     """Reopen after a recurrence: the open-phase process starts again."""
     old = case.status
     case.status, case.updated_at = "open", now
@@ -131,21 +130,13 @@ def reopen_case(session: Session, ctx: Any, case: Case, now: datetime, *, actor:
 
 def _surveyed(session: Session, case: Case) -> CaseTimer | None:
     """The newest survey or follow-up sent on this case, if any."""
-    stmt = (
-        select(CaseTimer)
-        .where(CaseTimer.case_id == case.id, CaseTimer.kind.in_((SURVEY, timers.FOLLOWUP)),
-               CaseTimer.outcome == "sent")
-        .order_by(CaseTimer.done_at.desc(), CaseTimer.id.desc()).limit(1)
-    )
-    return session.execute(stmt).scalars().first()
+    return timers.newest_sent(session, case, (SURVEY, timers.FOLLOWUP))
 
 
-def _is_customer(ctx: Any, address: str | None) -> bool:
-    from .vendors import vendor_for_address
-
+def _is_customer(desk: Desk, address: str | None) -> bool:
     if not address:
         return False
-    return notices.staff_directory(ctx).by_email(address) is None and vendor_for_address(ctx, address) is None
+    return desk.staff.by_email(address) is None and desk.vendors.by_address(address) is None
 
 
 def _record_answer(session: Session, case: Case, message: Message | None, text: str, now: datetime) -> None:
@@ -165,21 +156,21 @@ def _record_answer(session: Session, case: Case, message: Message | None, text: 
 
 
 class Aftercare:
-    """The pipeline hooks: ``keep_closed`` and ``after_store``."""
+    """What the stages ask of aftercare: may a reply stay on a closed case (``keep_closed``), and what a customer reply means for a resolved case (``after_store``)."""
 
-    def __init__(self, ctx: Any) -> None:
-        self.ctx = ctx
+    def __init__(self, desk: Desk) -> None:
+        self.desk = desk
 
     def keep_closed(self, session: Session, case: Case, parsed: ParsedMessage, now: datetime) -> bool:
         """A survey answer to a closed case stays on the closed case (no reopen)."""
-        if not _is_customer(self.ctx, parsed.sender_email) or _surveyed(session, case) is None:
+        if not _is_customer(self.desk, parsed.sender_email) or _surveyed(session, case) is None:
             return False
         reading = read_reply(parsed.new_text or parsed.text)
         return not reading.recurred and (reading.score is not None or reading.confirmed)
 
     def after_store(self, session: Session, case: Case, message: Message, parsed: ParsedMessage,
                     outcome: str) -> None:
-        if outcome != "reply" or not _is_customer(self.ctx, parsed.sender_email):
+        if outcome != "reply" or not _is_customer(self.desk, parsed.sender_email):
             return
         now = message.created_at
         text = parsed.new_text or parsed.text or ""
@@ -189,14 +180,14 @@ class Aftercare:
             if reading.score is not None or _surveyed(session, case) is not None:
                 _record_answer(session, case, message, text, now)
             if reading.recurred:
-                reopen_case(session, self.ctx, case, now, actor=actor, reason="customer reports the fault is back")
+                reopen_case(session, self.desk, case, now, actor=actor, reason="customer reports the fault is back")
             elif reading.confirmed:
                 repo.add_event(session, case, now, actor, "customer-confirmed")
-                close_case(session, self.ctx, case, now, actor=actor, reason="customer confirmed the fix")
+                close_case(session, self.desk, case, now, actor=actor, reason="customer confirmed the fix")
             else:
                 # The customer is not silent: silence is counted from the last reply.
                 for timer in timers.pending(session, case, timers.AUTO_CLOSE):
-                    timer.due_at = self.ctx.policy.auto_close_at(now)
+                    timer.due_at = self.desk.policy.auto_close_at(now)
         elif case.status == "closed":
             _record_answer(session, case, message, text, now)
         elif reading.recurred and _surveyed(session, case) is not None:

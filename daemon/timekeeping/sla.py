@@ -14,16 +14,16 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from . import notices, timers
-from ..notify.compose import local_time
-from ..stages.pipeline import PRIORITY_LABELS, _human
+from .desk import Desk
+from ..notify.wording import PRIORITY_LABELS, lang_of, local_time, say_delta, say_duration
 from ...storage import repository as repo
 from ...storage.models import Case, CaseTimer
 
 
-def _sla_lines(ctx: Any, case: Case, now: datetime) -> dict[str, Any]:
+def _sla_lines(desk: Desk, case: Case, now: datetime) -> dict[str, Any]:
     """What was promised and how it went, for escalation mail."""
-    policy = ctx.policy
-    tz = ctx.config.service.timezone
+    policy = desk.policy
+    tz = desk.service.timezone
     pp = policy.priority(case.priority)
     due = policy.first_response_due(case.priority, case.opened_at)
     return {
@@ -36,7 +36,7 @@ def _sla_lines(ctx: Any, case: Case, now: datetime) -> dict[str, Any]:
     }
 
 
-def handle_first_response(session: Session, ctx: Any, timer: CaseTimer, case: Case, now: datetime) -> None:
+def handle_first_response(session: Session, desk: Desk, timer: CaseTimer, case: Case, now: datetime) -> None:
     """Record a first-response breach on the case (the escalation steps do the mailing)."""
     if case.first_response_at is not None and case.first_response_at <= timer.due_at:
         timers.finish(timer, now, "skipped:answered")
@@ -45,45 +45,45 @@ def handle_first_response(session: Session, ctx: Any, timer: CaseTimer, case: Ca
         timers.finish(timer, now, "skipped:resolved")
         return
     repo.add_event(session, case, now, "scheduler", "sla-breached", new="first_response",
-                   detail={"due": timer.due_at.isoformat(), "target": str(ctx.policy.priority(case.priority).first_response)})
+                   detail={"due": timer.due_at.isoformat(), "target": str(desk.policy.priority(case.priority).first_response)})
     timers.finish(timer, now, "breached")
 
 
-def handle_escalation(session: Session, ctx: Any, timer: CaseTimer, case: Case, now: datetime) -> None:
+def handle_escalation(session: Session, desk: Desk, timer: CaseTimer, case: Case, now: datetime) -> None:
     """One step of the escalation matrix: mail the role's members once."""
     if case.status in timers.AFTER_RESOLUTION:
         timers.finish(timer, now, "skipped:resolved")
         return
     role = timers.detail_of(timer)["role"]
-    members = notices.staff_directory(ctx).with_role(role)
+    members = desk.staff.with_role(role)
     if not members:
         repo.add_event(session, case, now, "scheduler", "escalation-unrouted", new=role,
                        detail={"step": timer.step, "reason": f"no staff with role {role}"})
         timers.finish(timer, now, "skipped:no-staff")
         return
-    basis = ctx.policy.basis_for(case.priority)
-    who = notices.requester(session, ctx, case)
-    sent = notices.mail_staff(
-        session, ctx, case, members, "escalation", "escalation", now,
+    basis = desk.policy.basis_for(case.priority)
+    who = desk.notifier.customers.requester(session, case)
+    sent = desk.notifier.to_staff(
+        session, case, members, "escalation", "escalation", now,
         role=role,
         step=timer.step,
-        steps=len(ctx.policy.priority(case.priority).escalation),
-        elapsed_zh=notices.human_delta(basis.elapsed(case.opened_at, now), "zh"),
-        elapsed_en=notices.human_delta(basis.elapsed(case.opened_at, now), "en"),
+        steps=len(desk.policy.priority(case.priority).escalation),
+        elapsed_zh=say_delta(basis.elapsed(case.opened_at, now), "zh"),
+        elapsed_en=say_delta(basis.elapsed(case.opened_at, now), "en"),
         requester=who.email if who else "",
         symptoms=notices.first_text(session, case, 1500),
         priority_label_zh=PRIORITY_LABELS["zh"].get(case.priority, case.priority),
         priority_label_en=PRIORITY_LABELS["en"].get(case.priority, case.priority),
-        target_zh=_human(ctx.policy.priority(case.priority).first_response, "zh"),
-        target_en=_human(ctx.policy.priority(case.priority).first_response, "en"),
-        **_sla_lines(ctx, case, now),
+        target_zh=say_duration(desk.policy.priority(case.priority).first_response, "zh"),
+        target_en=say_duration(desk.policy.priority(case.priority).first_response, "en"),
+        **_sla_lines(desk, case, now),
     )
     repo.add_event(session, case, now, "scheduler", "escalated", new=role,
                    detail={"step": timer.step, "to": sent, "due": timer.due_at.isoformat()})
     timers.finish(timer, now, "sent", to=sent)
 
 
-def handle_complaint(session: Session, ctx: Any, timer: CaseTimer, case: Case, now: datetime) -> None:
+def handle_complaint(session: Session, desk: Desk, timer: CaseTimer, case: Case, now: datetime) -> None:
     """A complaint deadline passed unmet: tell the role that owns complaints."""
     deadline = timers.detail_of(timer)["deadline"]
     met = (
@@ -93,23 +93,19 @@ def handle_complaint(session: Session, ctx: Any, timer: CaseTimer, case: Case, n
     if met:
         timers.finish(timer, now, "skipped:met")
         return
-    from .scheduler import SchedulerConfig
-
-    role = SchedulerConfig.from_config(ctx.config).complaint_role
-    members = notices.staff_directory(ctx).with_role(role)
-    sent = notices.mail_staff(session, ctx, case, members, "complaint_deadline", "escalation", now,
-                              role=role, deadline=deadline, due=local_time(timer.due_at, ctx.config.service.timezone),
+    role = desk.settings.complaint_role
+    members = desk.staff.with_role(role)
+    sent = desk.notifier.to_staff(session, case, members, "complaint_deadline", "escalation", now,
+                              role=role, deadline=deadline, due=local_time(timer.due_at, desk.service.timezone),
                               symptoms=notices.first_text(session, case, 1500))
     repo.add_event(session, case, now, "scheduler", "escalated", new=role,
                    detail={"complaint_deadline": deadline, "to": sent})
     timers.finish(timer, now, "sent" if sent else "skipped:no-staff", to=sent)
 
 
-def _next_step(ctx: Any, session: Session, case: Case) -> tuple[str, str]:
+def _next_step(session: Session, case: Case) -> tuple[str, str]:
     """What happens next, in the customer's words (zh, en)."""
-    from .vendors import open_vendor_case
-
-    vc = open_vendor_case(session, case)
+    vc = repo.newest_vendor_case(session, case)
     if vc is not None:
         no = f"（厂商案例号 {vc.vendor_case_no}）" if vc.vendor_case_no else ""
         no_en = f" (vendor case number {vc.vendor_case_no})" if vc.vendor_case_no else ""
@@ -120,28 +116,28 @@ def _next_step(ctx: Any, session: Session, case: Case) -> tuple[str, str]:
     return ("工程师正在继续处理您的问题。", "Our engineer continues to work on your issue.")
 
 
-def handle_status_update(session: Session, ctx: Any, timer: CaseTimer, case: Case, now: datetime) -> None:
+def handle_status_update(session: Session, desk: Desk, timer: CaseTimer, case: Case, now: datetime) -> None:
     """The periodic progress mail; skipped when a person wrote within the cadence."""
     if case.status not in timers.UPDATE_STATUSES:
         # The chain stops; cases_needing_update_plan restarts it if the case is worked again.
         timers.finish(timer, now, f"skipped:{case.status}")
         return
-    who = notices.requester(session, ctx, case)
+    who = desk.notifier.customers.requester(session, case)
     # Without a customer to write to, staff notices on the case are no update
     # to them: the notice is due and mail_customer records why it is suppressed.
     last = notices.last_public_update(session, case, who.email) if who is not None else None
     if last is not None:
-        again = ctx.policy.next_status_update(case.priority, last.created_at)
+        again = desk.policy.next_status_update(case.priority, last.created_at)
         if again is not None and again > now:
             timer.due_at = again  # staff wrote recently: owe the next update a cadence after that
             return
     progress = notices.last_staff_reply(session, case, who.email if who else None)
-    next_due = ctx.policy.next_status_update(case.priority, now)
-    step_zh, step_en = _next_step(ctx, session, case)
-    tz = ctx.config.service.timezone
-    lang = notices.lang_of(case.language, ctx.config.service.default_language)
-    sent = notices.mail_customer(
-        session, ctx, case, "status_update", "status-update", now, event="status-update-sent",
+    next_due = desk.policy.next_status_update(case.priority, now)
+    step_zh, step_en = _next_step(session, case)
+    tz = desk.service.timezone
+    lang = lang_of(case.language, desk.service.default_language)
+    sent = desk.notifier.to_customer(
+        session, case, "status_update", "status-update", now, event="status-update-sent",
         event_detail={"step": timer.step},
         progress=(progress.new_text or progress.text).strip() if progress else "",
         progress_at=local_time(progress.created_at, tz) if progress else "",
@@ -149,4 +145,4 @@ def handle_status_update(session: Session, ctx: Any, timer: CaseTimer, case: Cas
         next_update=local_time(next_due, tz) if next_due else "",
     )
     timers.finish(timer, now, "sent" if sent else "skipped:suppressed")
-    timers.plan_status_update(session, ctx.policy, case, now)
+    timers.plan_status_update(session, desk.policy, case, now)

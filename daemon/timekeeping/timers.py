@@ -22,11 +22,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from .policy import Policy
+from ...storage import timers as store
 from ...storage.models import Case, CaseTimer
 
 # Case states. Escalation runs until resolution; status updates only while
@@ -66,13 +65,7 @@ def add_timer(
         case_id=case.id, kind=kind, cycle=cycle, step=step, anchor_at=anchor_at, due_at=due_at,
         detail=json.dumps(detail, ensure_ascii=False) if detail is not None else None,
     )
-    try:
-        with session.begin_nested():
-            session.add(timer)
-            session.flush()
-    except IntegrityError:
-        return None
-    return timer
+    return timer if store.insert_timer(session, timer) else None
 
 
 def detail_of(timer: CaseTimer) -> dict[str, Any]:
@@ -115,9 +108,7 @@ def plan_open(session: Session, policy: Policy, case: Case, complaint_category: 
 
 def next_cycle(session: Session, case: Case) -> int:
     """The number of the next resolution round of ``case`` (0 for the first)."""
-    last = session.execute(
-        select(func.max(CaseTimer.cycle)).where(CaseTimer.case_id == case.id, CaseTimer.kind == CONFIRM)
-    ).scalar()
+    last = store.highest(session, case, CONFIRM, "cycle")
     return 0 if last is None else last + 1
 
 
@@ -143,30 +134,21 @@ def plan_status_update(session: Session, policy: Policy, case: Case, since: date
     due = policy.next_status_update(case.priority, since)
     if due is None:
         return None
-    last = session.execute(
-        select(func.max(CaseTimer.step)).where(CaseTimer.case_id == case.id, CaseTimer.kind == STATUS_UPDATE)
-    ).scalar()
+    last = store.highest(session, case, STATUS_UPDATE, "step")
     return add_timer(session, case, STATUS_UPDATE, step=(last or 0) + 1, anchor_at=since, due_at=due)
 
 
 def cancel_pending(session: Session, case: Case, kinds: Iterable[str], now: datetime, why: str) -> int:
     """Close the pending timers of ``kinds`` without sending (e.g. on reopen)."""
-    rows = session.execute(
-        select(CaseTimer).where(CaseTimer.case_id == case.id, CaseTimer.kind.in_(list(kinds)),
-                                CaseTimer.done_at.is_(None))
-    ).scalars()
     n = 0
-    for timer in rows:
+    for timer in store.pending_timers(session, case, list(kinds)):
         finish(timer, now, f"cancelled:{why}")
         n += 1
     return n
 
 
 def pending(session: Session, case: Case, kind: str) -> list[CaseTimer]:
-    return list(session.execute(
-        select(CaseTimer).where(CaseTimer.case_id == case.id, CaseTimer.kind == kind, CaseTimer.done_at.is_(None))
-        .order_by(CaseTimer.due_at)
-    ).scalars())
+    return store.pending_timers(session, case, [kind])
 
 
 # ---------------------------------------------------------------- sweeps' queries
@@ -174,23 +156,12 @@ def pending(session: Session, case: Case, kind: str) -> list[CaseTimer]:
 
 def cases_needing_open_plan(session: Session, limit: int) -> list[Case]:
     """Unresolved cases that have no timers yet (just opened, or older than this code)."""
-    planned = exists().where(CaseTimer.case_id == Case.id, CaseTimer.kind == FIRST_RESPONSE)
-    stmt = (
-        select(Case).where(Case.status.in_(UNRESOLVED), ~planned)
-        .order_by(Case.id).limit(limit).with_for_update(skip_locked=True, of=Case)
-    )
-    return list(session.execute(stmt).scalars())
+    return store.cases_without(session, UNRESOLVED, FIRST_RESPONSE, limit)
 
 
 def cases_needing_resolution_plan(session: Session, limit: int) -> list[Case]:
     """Resolved (or closed) cases whose current resolution has no confirmation timer."""
-    planned = exists().where(CaseTimer.case_id == Case.id, CaseTimer.kind == CONFIRM,
-                             CaseTimer.anchor_at == Case.resolved_at)
-    stmt = (
-        select(Case).where(Case.status.in_(AFTER_RESOLUTION), Case.resolved_at.is_not(None), ~planned)
-        .order_by(Case.id).limit(limit).with_for_update(skip_locked=True, of=Case)
-    )
-    return list(session.execute(stmt).scalars())
+    return store.resolved_cases_without(session, AFTER_RESOLUTION, CONFIRM, limit)
 
 
 def cases_needing_update_plan(session: Session, policy: Policy, limit: int) -> list[Case]:
@@ -198,20 +169,13 @@ def cases_needing_update_plan(session: Session, policy: Policy, limit: int) -> l
     cadenced = [p for p, pp in policy.priorities.items() if pp.status_update_every is not None]
     if not cadenced:
         return []
-    t = aliased(CaseTimer)
-    waiting = exists().where(and_(t.case_id == Case.id, t.kind == STATUS_UPDATE, t.done_at.is_(None)))
-    opened = exists().where(CaseTimer.case_id == Case.id, CaseTimer.kind == FIRST_RESPONSE)
-    stmt = (
-        select(Case).where(Case.status.in_(UPDATE_STATUSES), Case.priority.in_(cadenced), opened, ~waiting)
-        .order_by(Case.id).limit(limit).with_for_update(skip_locked=True, of=Case)
-    )
-    return list(session.execute(stmt).scalars())
+    return store.cases_without_pending(session, UPDATE_STATUSES, cadenced, STATUS_UPDATE, FIRST_RESPONSE, limit)
 
 
 def claim_due(session: Session, now: datetime, limit: int) -> list[CaseTimer]:
     """Due, unhandled timers, locked for this transaction (others skip them)."""
-    stmt = (
-        select(CaseTimer).where(CaseTimer.done_at.is_(None), CaseTimer.due_at <= now)
-        .order_by(CaseTimer.due_at, CaseTimer.id).limit(limit).with_for_update(skip_locked=True)
-    )
-    return list(session.execute(stmt).scalars())
+    return store.claim_due(session, now, limit)
+
+
+def newest_sent(session: Session, case: Case, kinds: Iterable[str]) -> CaseTimer | None:
+    return store.newest_sent(session, case, list(kinds))

@@ -16,17 +16,17 @@ else is stored on the case as an internal message, and the case gets a
 ``command-refused`` / ``reply-refused`` event saying why. A customer's mail
 is never parsed for commands at all.
 
-Loop protection: every mail goes through ``Pipeline.may_auto_answer`` (no
-mail to our own, no-reply or rate-limited addresses). Mail the system writes
+Loop protection: every mail goes through the notifier's guard (no mail to
+our own, no-reply or rate-limited addresses). Mail the system writes
 (notifications, errors, history) carries ``Auto-Submitted: auto-generated``
 or ``auto-replied``. The engineer's text relayed to the customer is a human
 reply, so it carries no Auto-Submitted (RFC 3834 reserves it for automatic
 mail, and customer systems may file such mail away), but it asks Exchange
 not to answer it with out-of-office replies (X-Auto-Response-Suppress).
 
-Everything here runs inside the pipeline's transaction (after_store hook):
-the case change, its events and the queued mail commit together or not at
-all.
+Everything here runs inside the pipeline's transaction (called by the
+"apply" stage): the case change, its events and the queued mail commit
+together or not at all.
 """
 
 from __future__ import annotations
@@ -37,25 +37,21 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address as HeaderAddress
-from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import commands as cmdlib
 from ..directory.auth_results import authenticated_by
-from ..notify.compose import Renderer, build_message, local_time, make_address
-from ..config import Config
-from .handoff import VendorHandoffRegistry, VendorRequest
-from ..runtime.outbox import enqueue
 from ..directory.reply_address import ReplyAddressSigner
-from ..directory.security import SecurityConfig, load_secret
-from ..directory.staff import StaffDirectory, StaffMember
+from ..directory.security import SecurityConfig
+from ..directory.staff import StaffMember
+from ..notify.notifier import Letter
+from ..notify.wording import local_time, priority_label
+from ..timekeeping.desk import Desk
+from ..timekeeping.vendors import escalate_to_vendor
 from ...parsers.message import ParsedMessage
 from ...storage import repository as repo
-from ...storage.blobs import BlobStore
-from ...storage.models import Case, Event, Message
+from ...storage.models import Case, Message
 
 log = logging.getLogger("casegate.workflow")
 
@@ -82,39 +78,23 @@ class Proof:
 class Workflow:
     def __init__(
         self,
-        config: Config,
-        staff: StaffDirectory,
+        desk: Desk,
         signer: ReplyAddressSigner,
         security: SecurityConfig,
-        renderer: Renderer,
-        blobs: BlobStore,
-        may_auto_answer: Callable[[Session, str | None, datetime], str | None],
         clock: Callable[[], datetime],
-        priority_labels: dict[str, dict[str, str]] | None = None,
     ) -> None:
-        self.config = config
-        self.staff = staff
+        self.desk = desk
+        self.service = desk.service
+        self.staff = desk.staff
+        self.notifier = desk.notifier
         self.signer = signer
         self.security = security
-        self.renderer = renderer
-        self.blobs = blobs
-        self.may_auto_answer = may_auto_answer
         self.clock = clock
-        self.priority_labels = priority_labels or {}
-        self.vendors = VendorHandoffRegistry()
-        # Who the customer of a case is and how to reach them (e-mail, or the
-        # fax gateway for a fax-only customer); set by the App once the
-        # timekeeping side, which owns that decision, is installed.
-        self.customer_route: Callable[[Session, Case], Any] | None = None
 
-    def install(self, pipeline) -> None:  # noqa: ANN001 - Pipeline, imported lazily to avoid a cycle
-        """Plug into the pipeline's hooks and its threader."""
-        pipeline.threader.verify_reply_address = self.signer.verified
-        pipeline.is_staff = lambda address: self.staff.by_email(address) is not None
-        pipeline.after_store.append(self.after_store)
-        pipeline.unthreaded_staff.append(self.unthreaded_staff)
+    def is_staff(self, address: str | None) -> bool:
+        return self.staff.by_email(address) is not None
 
-    # ------------------------------------------------------------ hooks
+    # ------------------------------------------------------------ what the stages call
 
     def after_store(self, session: Session, case: Case, message: Message, parsed: ParsedMessage, outcome: str) -> None:
         now = self.clock()
@@ -136,11 +116,12 @@ class Workflow:
             return
         message.direction = "internal"
         now = self.clock()
-        lang = self._staff_language(member)
-        subject, body = self.renderer.render("no_case", lang, subject=parsed.subject or "", member=member,
-                                             service_name=self.config.service.display_name)
-        self._send(session, None, "staff-error", member.email, member.name, subject, body, now,
-                   in_reply_to=parsed.message_id, references=parsed.references)
+        self._send(session, Letter(
+            kind="staff-error", case=None, to=member.email, to_name=member.name, template="no_case",
+            language=self._staff_language(member), now=now, event="staff-error",
+            fields={"subject": parsed.subject or "", "member": member, "service_name": self.service.display_name},
+            in_reply_to=parsed.message_id, references=parsed.references,
+        ))
 
     # ------------------------------------------------------------ assignment
 
@@ -157,14 +138,7 @@ class Workflow:
                            detail={"reason": f"no on-duty engineer takes queue {case.queue!r}"})
             return None
         emails = [m.email for m in candidates]
-        session.flush()
-        last = dict(
-            session.execute(
-                select(Event.new, func.max(Event.id))
-                .where(Event.action == "assigned", Event.new.in_(emails))
-                .group_by(Event.new)
-            ).all()
-        )
+        last = repo.last_assignments(session, emails)
         chosen = min(candidates, key=lambda m: (last.get(m.email, 0), emails.index(m.email)))
         old, case.assignee = case.assignee, chosen.email
         repo.add_event(session, case, now, "system", "assigned", old=old, new=chosen.email,
@@ -184,33 +158,31 @@ class Workflow:
         customer = case.customer
         customer_email = (customer.contact("email") if customer else None) or (message.from_addr if message else "")
         attachments, skipped = self._attachments(message)
-        subject, body = self.renderer.render(
-            "notify", lang,
+        fields = dict(
             kind=kind,
             case=case,
             member=member,
             customer_name=(customer.name if customer else "") or "",
             customer_company=(customer.company if customer else "") or "",
             customer_email=customer_email or "",
-            priority_label=self.priority_labels.get(lang, {}).get(case.priority, case.priority),
+            priority_label=priority_label(case.priority, lang),
             reasons=self._reasons(session, case),
             text=(message.new_text or message.text) if message else "",
             attachments=[a[0] for a in attachments] + skipped,
             skipped=skipped,
-            service_name=self.config.service.display_name,
+            service_name=self.service.display_name,
         )
-        return self._send(
-            session, case, f"notify-{kind}", member.email, member.name, subject, body, now,
+        return self._send(session, Letter(
+            kind=f"notify-{kind}", case=case, to=member.email, to_name=member.name, template="notify",
+            language=lang, fields=fields, now=now, event=f"notify-{kind}",
             reply_to=self.signer.address(case.number, member.email),
             in_reply_to=message.message_id if message else None,
             references=message.references.split() if message and message.references else (),
             attachments=attachments, auto_submitted="auto-generated",
-        )
+        ))
 
     def _reasons(self, session: Session, case: Case) -> list[str]:
-        ev = session.execute(
-            select(Event).where(Event.case_id == case.id, Event.action == "classified").order_by(Event.id.desc())
-        ).scalars().first()
+        ev = repo.last_event(session, case, "classified")
         if ev is None or not ev.detail:
             return []
         try:
@@ -234,7 +206,7 @@ class Workflow:
                 skipped.append(att.filename)
                 continue
             try:
-                content = self.blobs.get(att.sha256)
+                content = self.desk.blobs.get(att.sha256)
             except (OSError, ValueError):
                 skipped.append(att.filename)
                 continue
@@ -299,7 +271,7 @@ class Workflow:
             case_status=case.status,
             find_staff=find_staff,
             case_exists=lambda number: repo.case_by_number(session, number) is not None,
-            known_vendor=self.vendors.known_vendor,
+            known_vendor=self.desk.vendors.known if self.desk.vendors.vendors else None,
         )
 
     def _apply(self, session: Session, case: Case, cmd: cmdlib.ValidCommand, member: StaffMember,
@@ -324,7 +296,8 @@ class Workflow:
         elif cmd.name == "vendor":
             repo.add_event(session, case, now, actor, "vendor", new=cmd.value,
                            detail={**detail, "vendor_case_number": cmd.extra, "handoff": "pending"})
-            self.vendors.hand_off(session, case, VendorRequest(cmd.value or "", cmd.extra, actor, now))
+            if self.desk.vendors.vendors:  # without [[vendors]] the hand-off is only recorded
+                escalate_to_vendor(session, self.desk, case, cmd.value or "", cmd.extra, actor, now)
         elif cmd.name == "merge":
             target = repo.case_by_number(session, cmd.value or "")
             assert target is not None  # validated
@@ -353,14 +326,14 @@ class Workflow:
 
     def _answer_engineer(self, session: Session, case: Case, member: StaffMember, parsed: ParsedMessage,
                          now: datetime, errors: list[cmdlib.CommandError], refused: str | None) -> None:
-        lang = self._staff_language(member)
-        subject, body = self.renderer.render(
-            "command_result", lang, case=case, member=member, errors=errors, refused=refused,
-            service_name=self.config.service.display_name,
-        )
-        self._send(session, case, "command-result", member.email, member.name, subject, body, now,
-                   reply_to=self.signer.address(case.number, member.email),
-                   in_reply_to=parsed.message_id, references=parsed.references)
+        self._send(session, Letter(
+            kind="command-result", case=case, to=member.email, to_name=member.name, template="command_result",
+            language=self._staff_language(member), now=now, event="command-result",
+            fields={"case": case, "member": member, "errors": errors, "refused": refused,
+                    "service_name": self.service.display_name},
+            reply_to=self.signer.address(case.number, member.email),
+            in_reply_to=parsed.message_id, references=parsed.references,
+        ))
 
     # ------------------------------------------------------------ customer side
 
@@ -369,24 +342,20 @@ class Workflow:
         last = self._last_customer_message(case)
         to = (case.customer.contact("email") if case.customer else None) or (last.from_addr if last else None)
         name = case.customer.name if case.customer else ""
-        who = self.customer_route(session, case) if self.customer_route is not None else None
+        who = self.notifier.customers.requester(session, case)
         fax_route = who.route if who is not None else None
         if fax_route is not None:  # a fax case: never the gateway's own From
             to, name = who.email, who.name
-        lang = case.language
-        subject, body = self.renderer.render(
-            "engineer_reply", lang, case=case, text=text, member=member,
-            service_name=self.config.service.display_name,
-        )
         refs = (last.references.split() if last and last.references else []) + ([last.message_id] if last and last.message_id else [])
-        sent = self._send(
-            session, case, "reply", to, name, subject, body, now,
+        sent = self._send(session, Letter(
+            kind="reply", case=case, to=to, to_name=name, template="engineer_reply", language=case.language,
+            fields={"case": case, "text": text, "member": member, "service_name": self.service.display_name},
+            now=now, event="reply", route=fax_route,
             cc=self._company_cc(case, to or "") if fax_route is None else (),
             in_reply_to=last.message_id if last else None,
             references=refs, auto_submitted=None,
             extra_headers=[("X-Auto-Response-Suppress", "OOF, AutoReply")], record_text=text,
-            attachments=fax_route.attachments(subject, body) if fax_route is not None else (),
-        )
+        ))
         if not sent:
             return False
         repo.add_event(session, case, now, member.email, "public-reply", new=(to or "").lower())
@@ -418,26 +387,26 @@ class Workflow:
             self.notify(session, case, member, message, now, kind="reply")
 
     def send_history(self, session: Session, case: Case, parsed: ParsedMessage, now: datetime) -> None:
-        tz = self.config.service.timezone
+        tz = self.service.timezone
         entries = []
         for m in case.messages:
             if m.direction == "in" and not m.is_auto_reply and not m.is_bounce:
                 who = "customer"
-            elif m.direction == "out" and m.source in ("outbox:reply", "outbox:ack"):
+            elif m.direction == "out" and m.kind in ("reply", "ack"):
                 who = "service"
             else:
                 continue
             text = " ".join((m.new_text or m.text or "").split())
             entries.append({"at": local_time(m.created_at, tz), "who": who,
                             "text": text[:300] + ("…" if len(text) > 300 else "")})
-        subject, body = self.renderer.render(
-            "history", case.language, case=case, entries=entries,
-            opened=local_time(case.opened_at, tz),
-            service_name=self.config.service.display_name,
-        )
         to = parsed.sender_email
-        if self._send(session, case, "history", to, parsed.from_.name if parsed.from_ else "", subject, body, now,
-                      in_reply_to=parsed.message_id, references=parsed.references, record_text=body):
+        if self._send(session, Letter(
+            kind="history", case=case, to=to, to_name=parsed.from_.name if parsed.from_ else "", template="history",
+            language=case.language, now=now, event="history",
+            fields={"case": case, "entries": entries, "opened": local_time(case.opened_at, tz),
+                    "service_name": self.service.display_name},
+            in_reply_to=parsed.message_id, references=parsed.references,
+        )):
             repo.add_event(session, case, now, "system", "history-sent", new=(to or "").lower())
 
     def _company_cc(self, case: Case, customer_addr: str) -> list[str]:
@@ -445,7 +414,7 @@ class Workflow:
         domain = customer_addr.lower().rpartition("@")[2]
         if not domain or domain in PUBLIC_DOMAINS:
             return []
-        own = self.config.service.address.lower()
+        own = self.service.address.lower()
         seen: list[str] = []
         for m in case.messages:
             if m.direction != "in":
@@ -473,67 +442,11 @@ class Workflow:
     # ------------------------------------------------------------ sending
 
     def _staff_language(self, member: StaffMember) -> str:
-        return member.language or self.config.service.default_language
+        return member.language or self.service.default_language
 
-    def _send(
-        self,
-        session: Session,
-        case: Case | None,
-        kind: str,
-        to: str | None,
-        to_name: str,
-        subject: str,
-        body: str,
-        now: datetime,
-        *,
-        cc: Iterable[str] = (),
-        reply_to: str | None = None,
-        in_reply_to: str | None = None,
-        references: Iterable[str] = (),
-        attachments: Iterable[tuple[str, str, bytes]] = (),
-        auto_submitted: str | None = "auto-replied",
-        extra_headers: Iterable[tuple[str, str]] = (),
-        record_text: str | None = None,
-    ) -> bool:
-        """Queue one mail unless loop protection forbids it (then record why)."""
-        refusal = self.may_auto_answer(session, to, now)
-        recipient: HeaderAddress | None = None
-        cc_addrs: list[HeaderAddress] = []
-        if refusal is None:
-            assert to is not None
-            try:
-                recipient = make_address(to, to_name)
-                for addr in cc:
-                    if self.may_auto_answer(session, addr, now) is None:
-                        cc_addrs.append(make_address(addr))
-            except ValueError as exc:
-                refusal = str(exc)
-        if refusal is not None or recipient is None:
-            repo.add_event(session, case, now, "system", f"{kind}-suppressed",
-                           detail={"to": to, "reason": refusal})
-            log.info("not sending %s for case %s to %s: %s", kind, case.number if case else "-", to, refusal)
-            return False
-        svc = self.config.service
-        msg = build_message(
-            from_addr=make_address(svc.address, svc.display_name),
-            to=[recipient],
-            cc=cc_addrs,
-            subject=subject,
-            body=body,
-            domain=svc.domain,
-            now=now,
-            reply_to=make_address(reply_to) if reply_to else None,
-            in_reply_to=in_reply_to,
-            references=references,
-            auto_submitted=auto_submitted,
-            extra_headers=extra_headers,
-            attachments=attachments,
-        )
-        session.flush()
-        rcpts = [str(recipient.addr_spec).lower(), *(str(a.addr_spec).lower() for a in cc_addrs)]
-        enqueue(session, msg, kind=kind, case_id=case.id if case else None, mail_from=svc.address,
-                rcpt_to=rcpts, now=now, text=record_text if record_text is not None else body)
-        return True
+    def _send(self, session: Session, letter: Letter) -> bool:
+        """Queue one mail through the notifier (which records a refusal on the case)."""
+        return bool(self.notifier.send(session, letter))
 
 
 def is_history_request(text: str) -> bool:
@@ -554,16 +467,3 @@ def _split_addrs(*fields: str) -> list[str]:
             if "@" in part:
                 out.append(part)
     return out
-
-
-def build_workflow(config: Config, pipeline) -> Workflow:  # noqa: ANN001 - Pipeline
-    """Build the workflow from config (staff, security) and install it in ``pipeline``."""
-    from ..stages.pipeline import PRIORITY_LABELS
-
-    security = SecurityConfig.from_config(config)
-    staff = StaffDirectory.from_config(config)
-    signer = ReplyAddressSigner(load_secret(config, security), config.service.address, security.token_length)
-    workflow = Workflow(config, staff, signer, security, pipeline.renderer, pipeline.blobs,
-                        pipeline.may_auto_answer, pipeline.clock, PRIORITY_LABELS)
-    workflow.install(pipeline)
-    return workflow

@@ -1,0 +1,102 @@
+"""Queries over case timers: insert once, find what needs planning, claim what is due.
+
+Exactly-once is carried by the database: a timer is inserted under its
+unique key (case, kind, cycle, step) inside a savepoint, so a second daemon
+planning the same case meets an ``IntegrityError`` and moves on; due rows are
+claimed with ``SELECT ... FOR UPDATE SKIP LOCKED`` (SQLite serialises writers
+with ``BEGIN IMMEDIATE``, which gives the same).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from .models import Case, CaseTimer
+
+
+def insert_timer(session: Session, timer: CaseTimer) -> bool:
+    """Add ``timer``; False when another writer already planned the same one."""
+    try:
+        with session.begin_nested():
+            session.add(timer)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def highest(session: Session, case: Case, kind: str, column: str) -> int | None:
+    """The highest ``cycle`` or ``step`` of the case's timers of ``kind``."""
+    col = CaseTimer.cycle if column == "cycle" else CaseTimer.step
+    return session.execute(
+        select(func.max(col)).where(CaseTimer.case_id == case.id, CaseTimer.kind == kind)
+    ).scalar()
+
+
+def pending_timers(session: Session, case: Case, kinds: Sequence[str]) -> list[CaseTimer]:
+    """The case's unhandled timers of ``kinds``, soonest first."""
+    stmt = (
+        select(CaseTimer).where(CaseTimer.case_id == case.id, CaseTimer.kind.in_(list(kinds)),
+                                CaseTimer.done_at.is_(None))
+        .order_by(CaseTimer.due_at, CaseTimer.id)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def newest_sent(session: Session, case: Case, kinds: Sequence[str]) -> CaseTimer | None:
+    """The newest timer of ``kinds`` that was handled by sending."""
+    stmt = (
+        select(CaseTimer)
+        .where(CaseTimer.case_id == case.id, CaseTimer.kind.in_(list(kinds)), CaseTimer.outcome == "sent")
+        .order_by(CaseTimer.done_at.desc(), CaseTimer.id.desc()).limit(1)
+    )
+    return session.execute(stmt).scalars().first()
+
+
+def cases_without(session: Session, statuses: Sequence[str], kind: str, limit: int) -> list[Case]:
+    """Cases in ``statuses`` with no timer of ``kind`` at all, locked for planning."""
+    planned = exists().where(CaseTimer.case_id == Case.id, CaseTimer.kind == kind)
+    stmt = (
+        select(Case).where(Case.status.in_(list(statuses)), ~planned)
+        .order_by(Case.id).limit(limit).with_for_update(skip_locked=True, of=Case)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def resolved_cases_without(session: Session, statuses: Sequence[str], kind: str, limit: int) -> list[Case]:
+    """Resolved cases whose current resolution has no timer of ``kind``."""
+    planned = exists().where(CaseTimer.case_id == Case.id, CaseTimer.kind == kind,
+                             CaseTimer.anchor_at == Case.resolved_at)
+    stmt = (
+        select(Case).where(Case.status.in_(list(statuses)), Case.resolved_at.is_not(None), ~planned)
+        .order_by(Case.id).limit(limit).with_for_update(skip_locked=True, of=Case)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def cases_without_pending(session: Session, statuses: Sequence[str], priorities: Sequence[str], kind: str,
+                          planned_kind: str, limit: int) -> list[Case]:
+    """Cases of ``priorities`` in ``statuses`` that were planned (``planned_kind``)
+    but have no pending timer of ``kind`` (e.g. a reopened case's status updates)."""
+    t = aliased(CaseTimer)
+    waiting = exists().where(and_(t.case_id == Case.id, t.kind == kind, t.done_at.is_(None)))
+    opened = exists().where(CaseTimer.case_id == Case.id, CaseTimer.kind == planned_kind)
+    stmt = (
+        select(Case).where(Case.status.in_(list(statuses)), Case.priority.in_(list(priorities)), opened, ~waiting)
+        .order_by(Case.id).limit(limit).with_for_update(skip_locked=True, of=Case)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def claim_due(session: Session, now: datetime, limit: int) -> list[CaseTimer]:
+    """Due, unhandled timers, locked for this transaction (others skip them)."""
+    stmt = (
+        select(CaseTimer).where(CaseTimer.done_at.is_(None), CaseTimer.due_at <= now)
+        .order_by(CaseTimer.due_at, CaseTimer.id).limit(limit).with_for_update(skip_locked=True)
+    )
+    return list(session.execute(stmt).scalars())
