@@ -84,7 +84,8 @@ class FaxPatternError(ValueError):
 # people and fax machines put between them. Station IDs often carry a company
 # name around the number ("ACME GZ +86 20 8768 1011"), so candidates are
 # searched rather than the whole string parsed.
-_NUMBER_RUN = re.compile(r"\+?\s*\(?\d[\d\s\-./()]*\d\)?")
+_NUMBER_RUN = re.compile(r"\+?\s*+\(?\d(?:[\s\-./()]*+\d)*+\)?")
+_SPACES = re.compile(r"\s+")
 _EXTENSION = re.compile(r"(?:ext\.?|x|#|转|分机)\s*\d{1,6}\s*$", re.IGNORECASE)
 
 
@@ -109,7 +110,8 @@ def normalize_number(raw: str | None, region: str = "CN") -> str | None:
     text = unicodedata.normalize("NFKC", str(raw)).strip()
     if _is_placeholder(text):
         return None
-    text = _EXTENSION.sub("", text).strip()
+    # Collapsed first: the regexes then never walk a long run of spaces twice.
+    text = _EXTENSION.sub("", _SPACES.sub(" ", text)).strip()
     candidates = [m.group(0) for m in _NUMBER_RUN.finditer(text)]
     # Most digits first: the phone number, not a stray "2" from "ACME 2".
     candidates.sort(key=lambda c: sum(ch.isdigit() for ch in c), reverse=True)
@@ -402,6 +404,9 @@ class FaxPattern:
         return found
 
 
+# Default regexes capture a value to the end of its line possessively
+# ('*+') and let FaxPattern.match strip the blanks around it: a lazy capture
+# followed by '[ \t]*$' backtracked quadratically over a line of spaces.
 _TIME = r"\d{4}[:\-/]\d{1,2}[:\-/]\d{1,2}[ T]\d{1,2}:\d{2}(?::\d{2})?"
 
 DEFAULT_FAX_PATTERNS: tuple[FaxPattern, ...] = (
@@ -428,10 +433,10 @@ DEFAULT_FAX_PATTERNS: tuple[FaxPattern, ...] = (
         ],
         body=[
             # "[ \t|]*" also accepts HTML templates rendered to text tables.
-            r"^[ \t|]*Sender:[ \t|]*(?P<number>[^\r\n|]*?)[ \t|]*$",
+            r"^[ \t|]*+Sender:[ \t|]*+(?P<number>[^\r\n|]*+)[ \t|]*+$",
             r"^[ \t|]*Pages:[ \t|]*(?P<pages>\d+)",
             rf"^[ \t|]*Received:[ \t|]*(?P<received>{_TIME})",
-            r"^[ \t|]*(?:CallID1|CIDNumber):[ \t|]*(?P<caller_id>[^\r\n|]*?)[ \t|]*$",
+            r"^[ \t|]*+(?:CallID1|CIDNumber):[ \t|]*+(?P<caller_id>[^\r\n|]*+)[ \t|]*+$",
             r"^[ \t]*Received On:[ \t]*\S+",
             r"^[ \t]*CommID:[ \t]*\d+",
         ],
@@ -451,10 +456,10 @@ DEFAULT_FAX_PATTERNS: tuple[FaxPattern, ...] = (
             "X-Fax-Received": r"(?P<received>\S.*)",
         },
         body=[
-            r"^[ \t]*(?:Remote )?Station ID:[ \t]*(?P<number>[^\r\n]*?)[ \t]*$",
-            r"^[ \t]*(?:Caller ?ID|CallerID\(num\)|From):[ \t]*(?P<caller_id>[^\r\n]*?)[ \t]*$",
+            r"^[ \t]*+(?:Remote )?Station ID:[ \t]*+(?P<number>[^\r\n]*+)$",
+            r"^[ \t]*+(?:Caller ?ID|CallerID\(num\)|From):[ \t]*+(?P<caller_id>[^\r\n]*+)$",
             r"^[ \t]*(?:Pages|Number of pages):[ \t]*(?P<pages>\d+)",
-            r"^[ \t]*(?:Received|Date|Time):[ \t]*(?P<received>[^\r\n]*?)[ \t]*$",
+            r"^[ \t]*+(?:Received|Date|Time):[ \t]*+(?P<received>[^\r\n]*+)$",
         ],
         body_min_matches=99,  # body alone never identifies: too generic
     ),
@@ -465,7 +470,7 @@ DEFAULT_FAX_PATTERNS: tuple[FaxPattern, ...] = (
             r'efax message from\s+"?(?P<number>[^"]*?)"?\s*-\s*(?P<pages>\d+)\s*page\(?s?\)?',
         ],
         body=[
-            r"^[ \t]*Caller[- ]ID:[ \t]*(?P<caller_id>[^\r\n]*?)[ \t]*$",
+            r"^[ \t]*+Caller[- ]ID:[ \t]*+(?P<caller_id>[^\r\n]*+)$",
             rf"^[ \t]*(?:Date|Received)[^:\r\n]*:[ \t]*(?P<received>{_TIME})",
         ],
         body_min_matches=99,
@@ -497,6 +502,18 @@ DEFAULT_FAX_PATTERNS: tuple[FaxPattern, ...] = (
 
 # --------------------------------------------------------------------------
 # Extraction
+
+# Gateway notices are short. Configured patterns are admins' regexes that
+# may backtrack, so what they see is bounded: the subject and header values
+# to MAX_FIELD characters, the body to its first MAX_BODY characters with
+# each line cut to MAX_FIELD.
+MAX_FIELD = 1000
+MAX_BODY = 64_000
+
+
+def _bounded_body(body: str) -> str:
+    lines = body[:MAX_BODY].replace("\r\n", "\n").split("\n")
+    return "\n".join(line[:MAX_FIELD] for line in lines)
 
 
 def _header_pairs(headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> list[tuple[str, str]]:
@@ -535,9 +552,9 @@ def extract_fax_info(
     tell us, but a TSI that is blank, a placeholder or not a number falls
     back to the caller ID. ``tz`` is attached to zone-less receive times.
     """
-    subject = subject or ""
-    body = (body or "").replace("\r\n", "\n")
-    pairs = _header_pairs(headers)
+    subject = (subject or "")[:MAX_FIELD]
+    body = _bounded_body(body or "")
+    pairs = [(key, value[:MAX_FIELD]) for key, value in _header_pairs(headers)]
     names = [f for f in filenames if f]
 
     gateway: str | None = None

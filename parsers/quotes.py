@@ -12,30 +12,35 @@ from __future__ import annotations
 import re
 
 MAX_LINES = 5000  # markers after this many lines are not looked for
+MAX_MARKER_LINE = 1000  # longer lines are never a marker (but may be quoted)
+
+# Quantifiers next to each other that can match the same characters
+# ('\s*' then '\**' then '\s*') are possessive ('*+'): with backtracking,
+# a line of spaces cost time quadratic in its length (minutes for 100 KB).
 
 _SEPARATOR_RE = re.compile(
-    r"^\s*-{2,}\s*(?:original message|original|原始邮件|原始郵件|原邮件|回复的原邮件)\s*-{2,}\s*$"
-    r"|^\s*_{20,}\s*$",
+    r"^\s*+-{2,}+\s*+(?:original message|original|原始邮件|原始郵件|原邮件|回复的原邮件)\s*+-{2,}+\s*+$"
+    r"|^\s*+_{20,}+\s*+$",
     re.IGNORECASE,
 )
 _ATTRIBUTION_RE = re.compile(
-    r"^\s*(?:"
-    r"on\b.{0,300}\b(?:wrote|writes)\s*:"
-    r"|.{0,80}?(?:在|于|於)\s*\d.{0,300}(?:写道|寫道)\s*[:：]?"
-    r"|\d{4}\s*[年/.-].{0,300}(?:写道|寫道)\s*[:：]"
-    r"|(?:le|am|el|il|op|den)\b.{0,300}(?:a écrit|schrieb|escribió|ha scritto|schreef|skrev)\s*:"
-    r")\s*$",
+    r"^\s*+(?:"
+    r"on\b.{0,300}\b(?:wrote|writes)\s*+:"
+    r"|.{0,80}?(?:在|于|於)\s*+\d.{0,300}(?:写道|寫道)\s*+[:：]?"
+    r"|\d{4}\s*+[年/.-].{0,300}(?:写道|寫道)\s*+[:：]"
+    r"|(?:le|am|el|il|op|den)\b.{0,300}(?:a écrit|schrieb|escribió|ha scritto|schreef|skrev)\s*+:"
+    r")\s*+$",
     re.IGNORECASE,
 )
 _SIGNATURE_RE = re.compile(
     r"^(?:--|-- )$"
-    r"|^\s*(?:sent from my\b|sent from (?:mail|outlook|yahoo|samsung|my)\b|get outlook for\b"
+    r"|^\s*+(?:sent from my\b|sent from (?:mail|outlook|yahoo|samsung|my)\b|get outlook for\b"
     r"|发自我的|来自我的|發自我的|从我的.{0,20}发送|發送自我的)",
     re.IGNORECASE,
 )
-_HEADER_FROM_RE = re.compile(r"^\s*\**\s*(?:from|发件人|寄件者|寄件人|von|de)\s*\**\s*[:：]", re.IGNORECASE)
+_HEADER_FROM_RE = re.compile(r"^\s*+\**+\s*+(?:from|发件人|寄件者|寄件人|von|de)\s*+\**+\s*+[:：]", re.IGNORECASE)
 _HEADER_NEXT_RE = re.compile(
-    r"^\s*\**\s*(?:sent|date|to|subject|cc|发送时间|时间|日期|收件人|主题|抄送|寄件日期|傳送時間|收件者|主旨|gesendet|an|betreff|envoyé|objet)\s*\**\s*[:：]",
+    r"^\s*+\**+\s*+(?:sent|date|to|subject|cc|发送时间|时间|日期|收件人|主题|抄送|寄件日期|傳送時間|收件者|主旨|gesendet|an|betreff|envoyé|objet)\s*+\**+\s*+[:：]",
     re.IGNORECASE,
 )
 _ATTR_HINT_RE = re.compile(r"[\d@]")
@@ -63,6 +68,8 @@ def _marker_at(lines: list[str], i: int) -> int | None:
     line = lines[i]
     if _is_quote(line):
         return _attribution_start(lines, i)
+    if len(line) > MAX_MARKER_LINE:
+        return None
     if _SEPARATOR_RE.match(line) or _SIGNATURE_RE.match(line) or _ATTRIBUTION_RE.match(line):
         return i
     if i + 1 < len(lines) and len(line) < 200 and _ATTRIBUTION_RE.match(line.rstrip() + " " + lines[i + 1].strip()):

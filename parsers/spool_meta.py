@@ -47,7 +47,9 @@ _PAGES_KEYS = ("pages", "page_count", "pagecount", "npages")
 _RECEIVED_KEYS = ("received", "received_at", "date", "time", "timestamp")
 _KNOWN = set(_SENDER_KEYS + _CALLER_KEYS + _PAGES_KEYS + _RECEIVED_KEYS + ("gateway",))
 
-_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9 _()\-]*?)\s*:\s*(.*?)\s*$")
+# Possessive, with the blanks around key and value stripped in code: the lazy
+# form backtracked quadratically over a long run of spaces.
+_LINE = re.compile(r"^\s*+([A-Za-z][A-Za-z0-9 _()\-]*+)\s*+:\s*+(.*)")
 
 
 def _decode(data: bytes) -> str:
@@ -69,7 +71,7 @@ def _parse_text(text: str) -> dict[str, str]:
         m = _LINE.match(line)
         if not m:
             continue
-        key, value = m.group(1).lower(), m.group(2)
+        key, value = m.group(1).strip().lower(), m.group(2).strip()
         # HylaFAX appends a URL to some values: "CommID: 000000123 (ftp://...)".
         if key in _KNOWN and value and key not in values:
             values[key] = value
