@@ -20,6 +20,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from .durations import DurationError, parse_duration
 
 ENV_CONFIG = "CASEGATE_CONFIG"
@@ -185,8 +187,6 @@ class Config:
                 return "sqlite:///" + str(self.resolve(rel))
         secret = read_secret(self.database.password_env, self.database.password_file, "database")
         if secret is not None:
-            from sqlalchemy.engine import make_url
-
             return make_url(url).set(password=secret).render_as_string(hide_password=False)
         return url
 

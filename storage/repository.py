@@ -24,6 +24,7 @@ from .models import (
     Message,
     OutboxMessage,
     Quarantine,
+    SurveyResponse,
     VendorCase,
 )
 
@@ -336,3 +337,31 @@ def quarantine(session: Session, *, sha256: str, source: str, error: str, raw: b
     """Keep a message's raw bytes aside with the reason (once per content)."""
     if quarantine_by_sha(session, sha256) is None:
         session.add(Quarantine(sha256=sha256, source=source, error=error, raw=raw, created_at=now))
+
+
+# ---------------------------------------------------------------- the monthly report
+
+
+def cases_opened_between(session: Session, start: datetime, end: datetime) -> list[Case]:
+    stmt = select(Case).where(Case.opened_at >= start, Case.opened_at < end).order_by(Case.id)
+    return list(session.execute(stmt).scalars())
+
+
+def survey_scores(session: Session, case_ids: Sequence[int]) -> dict[int, list[int]]:
+    """The satisfaction scores given per case."""
+    scores: dict[int, list[int]] = {}
+    if case_ids:
+        stmt = (select(SurveyResponse.case_id, SurveyResponse.score)
+                .where(SurveyResponse.case_id.in_(list(case_ids)), SurveyResponse.score.is_not(None)))
+        for case_id, score in session.execute(stmt):
+            scores.setdefault(case_id, []).append(score)
+    return scores
+
+
+def event_counts(session: Session, case_ids: Sequence[int], action: str) -> dict[int, int]:
+    """How many ``action`` events each case has."""
+    if not case_ids:
+        return {}
+    stmt = (select(Event.case_id, func.count(Event.id))
+            .where(Event.case_id.in_(list(case_ids)), Event.action == action).group_by(Event.case_id))
+    return {case_id: int(n) for case_id, n in session.execute(stmt)}

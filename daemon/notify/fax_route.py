@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from PIL import Image, ImageDraw, ImageFont
+
 from ..fax.config import FaxConfig
 from ...parsers.message import ParsedMessage
 from ...storage.models import Customer
@@ -102,8 +104,6 @@ def render_letter_pdf(subject: str, body: str, font_path: str | None = None) -> 
     One page by design: an acknowledgement fits, and a gateway bills per
     page. Text that does not fit is cut with a marker rather than spilling.
     """
-    from PIL import Image, ImageDraw, ImageFont
-
     path = find_cjk_font(font_path)
     if path is None:
         return None

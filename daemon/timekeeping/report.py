@@ -20,11 +20,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .policy import Policy
-from ...storage.models import Case, Event, SurveyResponse
+from ...storage import repository as repo
+
 
 LONGEST = 5
 
@@ -71,23 +71,10 @@ def compute(session: Session, policy: Policy, month: str, now: datetime, *, tz: 
             complaint_category: str = "complaint") -> dict[str, Any]:
     """All figures of one month as plain data (what ``--json`` prints)."""
     start, end = month_bounds(month, tz)
-    cases = list(session.execute(
-        select(Case).where(Case.opened_at >= start, Case.opened_at < end).order_by(Case.id)
-    ).scalars())
+    cases = repo.cases_opened_between(session, start, end)
     ids = [c.id for c in cases]
-    scores: dict[int, list[int]] = defaultdict(list)
-    escalations: dict[int, int] = defaultdict(int)
-    if ids:
-        for case_id, score in session.execute(
-            select(SurveyResponse.case_id, SurveyResponse.score)
-            .where(SurveyResponse.case_id.in_(ids), SurveyResponse.score.is_not(None))
-        ):
-            scores[case_id].append(score)
-        for case_id, n in session.execute(
-            select(Event.case_id, func.count(Event.id))
-            .where(Event.case_id.in_(ids), Event.action == "escalated").group_by(Event.case_id)
-        ):
-            escalations[case_id] = n
+    scores = repo.survey_scores(session, ids)
+    escalations = repo.event_counts(session, ids, "escalated")
     total = _Group()
     by_priority: dict[str, _Group] = defaultdict(_Group)
     by_category: dict[str, _Group] = defaultdict(_Group)
