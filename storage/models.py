@@ -101,6 +101,9 @@ class CustomerContact(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(10))  # email | phone | fax
     value: Mapped[str] = mapped_column(String(320))  # lower-cased e-mail or E.164
+    # A hard bounce (DSN "failed") marks an e-mail address as failing.
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failing_reason: Mapped[str | None] = mapped_column(Text)
 
     customer: Mapped[Customer] = relationship(back_populates="contacts")
 
@@ -174,6 +177,9 @@ class Message(Base):
     # Outgoing messages: what they are (ack, reply, status-update, ...), the
     # outbox kind; empty for inbound mail.
     kind: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    # Inbound messages: the sender's role towards the case (customer, staff,
+    # vendor, third-party, automation); see daemon/stages/roles.py.
+    role: Mapped[str] = mapped_column(String(20), default="", server_default="")
     is_auto_reply: Mapped[bool] = mapped_column(Boolean, default=False)
     is_bounce: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
