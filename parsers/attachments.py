@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import mimetypes
 import re
+from collections.abc import Sequence
 from email.message import Message
 
-from .charsets import decode_bytes
+from .charsets import decode_bytes, decode_header_bytes
 from .headers import decode_header, fold_ws
 
 MAX_NAME = 200
@@ -23,8 +24,12 @@ _EXT_OVERRIDES = {"text/plain": ".txt", "image/jpeg": ".jpg", "message/rfc822": 
     "application/octet-stream": ".bin"}
 
 
-def raw_filename(part: Message) -> str | None:
-    """Decoded filename from Content-Disposition or Content-Type, or None."""
+def raw_filename(part: Message, codecs: Sequence[str] = ()) -> str | None:
+    """Decoded filename from Content-Disposition or Content-Type, or None.
+
+    ``codecs`` are the legacy charsets the rest of the message points to,
+    for names sent as raw 8-bit bytes (see charsets.header_codecs).
+    """
     for param, header in (("filename", "content-disposition"), ("name", "content-type")):
         try:
             value = part.get_param(param, header=header)
@@ -39,10 +44,10 @@ def raw_filename(part: Message) -> str | None:
             except UnicodeEncodeError:
                 name = text
             else:
-                name = decode_bytes(data, charset or None)
+                name = decode_bytes(data, charset) if charset else decode_header_bytes(data, codecs)
             name = decode_header(name) if "=?" in name else name
         else:
-            name = decode_header(str(value))
+            name = decode_header(str(value), codecs)
         name = name.strip().strip('"')
         if name:
             return name

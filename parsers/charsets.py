@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Iterable, Sequence
 
 # Labels whose real-world content is a superset encoding.
 _ALIASES: dict[str, str] = {
@@ -221,3 +222,110 @@ def _jis_chunk(chunk: bytes, mode: bytes, errors: str) -> str:
         return bytes(sjis).decode("cp932", errors)
     # JIS X 0212 and other ISO-2022-JP-2 sets: let Python's codec try.
     return (b"\x1b" + mode + chunk + b"\x1b(B").decode("iso2022_jp_2", errors)
+
+
+# --------------------------------------------------------------------------
+# Raw 8-bit header text: which legacy charset, judged from the whole message
+#
+# Raw bytes in headers carry no label. GB18030 accepts almost any byte pair,
+# so Shift_JIS and Big5 headers "decode" as GB18030 into mojibake Chinese.
+# The message usually says what its sender's client writes: the charsets of
+# its encoded words and body parts, or failing those the script of its body.
+
+# Codecs to try on raw header bytes when the message declares ``codec``
+# elsewhere: a client that writes ISO-2022-JP bodies writes Shift_JIS (or,
+# on Unix, EUC-JP) in raw headers.
+_HEADER_FAMILY: dict[str, tuple[str, ...]] = {
+    "iso-2022-jp": ("cp932", "euc_jis_2004"),
+    "cp932": ("cp932", "euc_jis_2004"),
+    "euc_jis_2004": ("euc_jis_2004", "cp932"),
+    "big5hkscs": ("big5hkscs",),
+    "gb18030": ("gb18030",),
+}
+_KANA_RE = re.compile(r"[\u3041-\u309f\u30a0-\u30ff]")
+_HAN_RE = re.compile(r"[\u4e00-\u9fff]")
+# In a header decoded with the wrong legacy codec these show up: half-width
+# katakana (EUC-JP read as Shift_JIS), C1 controls, private use, U+FFFD.
+_SUSPECT_RE = re.compile(r"[\u0080-\u009f\ue000-\uf8ff\uff61-\uff9f\ufffd]")
+_SAMPLE_HAN = 100
+
+
+def _script_codecs(sample: str) -> tuple[str, ...]:
+    """Codecs suggested by the script of already-decoded text of the message.
+
+    Kana means Japanese. Han text is Traditional Chinese (Big5) when more of
+    its characters exist only in Big5 than only in GB2312.
+    """
+    if _KANA_RE.search(sample):
+        return _HEADER_FAMILY["cp932"]
+    traditional = simplified = 0
+    for ch in _HAN_RE.findall(sample)[:_SAMPLE_HAN]:
+        in_gb = _encodable(ch, "gb2312")
+        in_big5 = _encodable(ch, "big5")
+        traditional += in_big5 and not in_gb
+        simplified += in_gb and not in_big5
+    if traditional > simplified:
+        return _HEADER_FAMILY["big5hkscs"]
+    if simplified:
+        return _HEADER_FAMILY["gb18030"]
+    return ()
+
+
+def _encodable(ch: str, codec: str) -> bool:
+    try:
+        ch.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def header_codecs(labels: Iterable[str | None], sample: str = "") -> tuple[str, ...]:
+    """Codecs to try, in order, on the raw 8-bit header bytes of one message.
+
+    ``labels`` are the charsets the message declares elsewhere, strongest
+    evidence first (encoded words in its headers, then its body parts);
+    UTF-8 and the Latin labels UTF-8 hides behind say nothing about legacy
+    bytes and are skipped. Without a usable label, ``sample`` (decoded body
+    text) decides by its script. Empty when there is no evidence.
+    """
+    out: list[str] = []
+    for label in labels:
+        codec = codec_for(label)
+        if codec is None or codec == "utf-8" or codec in _WEAK_LABELS or codec in ("utf-7", "hz"):
+            continue
+        for candidate in _HEADER_FAMILY.get(codec, (codec,)):
+            if candidate not in out:
+                out.append(candidate)
+    if not out and sample:
+        out.extend(_script_codecs(sample))
+    return tuple(out)
+
+
+def decode_header_bytes(data: bytes, codecs: Sequence[str] = ()) -> str:
+    """Raw 8-bit header bytes to text, preferring the message's own codecs.
+
+    Valid UTF-8 first, as before (modern clients; a Latin name in UTF-8 in a
+    Chinese mail must not turn into GBK mojibake); then each of ``codecs``
+    strictly, taking the first result that shows no sign of a wrong codec
+    (else the first that decoded at all); without evidence, the same guess
+    as an unlabelled body.
+    """
+    if not codecs:
+        return decode_bytes(data, None)
+    text = _try(data, "utf-8")
+    if text is not None:
+        return text
+    fallback: str | None = None
+    for codec in codecs:
+        candidate = _try(data, codec)
+        if candidate is None:
+            continue
+        if _SUSPECT_RE.search(candidate) is None:
+            return candidate
+        fallback = fallback or candidate
+    return fallback if fallback is not None else decode_bytes(data, None)
+
+
+def is_utf8(data: bytes) -> bool:
+    """True when ``data`` is valid UTF-8 (then no legacy codec is needed)."""
+    return _try(data, "utf-8") is not None

@@ -11,21 +11,34 @@ deliver subject, sender and body instead of quarantining the mail.
 
 from __future__ import annotations
 
+from email.message import Message
+
 from .charsets import decode_bytes
-from .headers import fold_ws, parse_addresses, parse_date
+from .headers import fold_ws, parse_addresses, parse_date, pick_sender
 from .language import guess_language
 from .message import ParsedMessage, ParseError
 from .quotes import strip_quotes
 
 
-def parse_with_mailparser(raw: bytes, reason: str) -> ParsedMessage:
-    """Minimal ParsedMessage from mail-parser; ParseError if it fails too."""
+def _raw_all(msg: Message, name: str) -> list[str]:
+    return [str(v) for k, v in msg.raw_items() if k.lower() == name.lower()]
+
+
+def parse_with_mailparser(raw: bytes, reason: str, *, envelope_from: str | None = None) -> ParsedMessage:
+    """Minimal ParsedMessage from mail-parser; ParseError if it fails too.
+
+    The sender falls back as in parse.py (Sender, Reply-To, Return-Path,
+    then ``envelope_from``) when mail-parser finds no From address.
+    """
     try:
         import mailparser
 
         mail = mailparser.parse_from_bytes(raw)
         subject = fold_ws(str(mail.subject or ""))
         from_list = parse_addresses([f"{n} <{e}>" if n else e for n, e in (mail.from_ or [])])
+        if not from_list:
+            sender, _source = pick_sender(lambda name: _raw_all(mail.message, name), envelope_from)
+            from_list = (sender,) if sender else ()
         text = "\n".join(mail.text_plain or []) or "\n".join(mail.text_html or [])
     except Exception as exc:  # noqa: BLE001 - last resort; anything means "cannot parse"
         raise ParseError(f"{reason}; mail-parser fallback failed: {type(exc).__name__}") from exc

@@ -12,10 +12,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from email.utils import getaddresses, parsedate_to_datetime
 
-from .charsets import decode_bytes
+from .charsets import decode_bytes, decode_header_bytes
 from .message import Address
 
 _EW_RE = re.compile(r"=\?([^?\s]+?)\?([bBqQ])\?([^?]*?)\?=")
@@ -23,18 +24,25 @@ _BETWEEN_WS = re.compile(r"[ \t\r\n]*")
 _WS_RE = re.compile(r"\s+")
 _QP_HEX = re.compile(rb"=([0-9A-Fa-f]{2})")
 _MSGID_RE = re.compile(r"<([^<>\s]+)>")
-_EMAIL_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)*", re.UNICODE)
+_LOCAL = r"[\w.!#$%&'*+/=?^`{|}~-]"
+# Starts only where a run of local-part characters starts (the lookbehind),
+# and never gives characters back (possessive): linear in the header size.
+_EMAIL_RE = re.compile(rf"(?<!{_LOCAL}){_LOCAL}++@[\w-]++(?:\.[\w-]++)*+", re.UNICODE)
 
 
-def raw_to_str(value: str) -> str:
-    """Undo the surrogateescape the stdlib uses for 8-bit header bytes."""
+def raw_to_str(value: str, codecs: Sequence[str] = ()) -> str:
+    """Undo the surrogateescape the stdlib uses for 8-bit header bytes.
+
+    ``codecs`` are the legacy charsets the rest of the message points to
+    (charsets.header_codecs); raw bytes carry no label of their own.
+    """
     if value.isascii():
         return value
     try:
         data = value.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         return value.encode("utf-8", "replace").decode("utf-8")
-    return decode_bytes(data, None)
+    return decode_header_bytes(data, codecs)
 
 
 def _word_bytes(enc: str, text: str) -> bytes:
@@ -83,33 +91,43 @@ def decode_words(value: str) -> str:
     return "".join(out)
 
 
-def decode_header(value: str) -> str:
+def decode_header(value: str, codecs: Sequence[str] = ()) -> str:
     """Raw header value (as the compat32 parser keeps it) to clean text."""
-    return decode_words(raw_to_str(value))
+    return decode_words(raw_to_str(value, codecs))
 
 
 def fold_ws(value: str) -> str:
     return _WS_RE.sub(" ", value).strip()
 
 
-_BARE_ADDR_NAME_RE = re.compile(r'(^|,)\s*([^",<>()]*@[^",<>()]*?)\s*<')
+# One comma-separated segment up to its '<'. The class excludes ',' and '<',
+# so segments never overlap and the scan is linear; the old form with an
+# '@' in the middle of two such classes backtracked quadratically.
+_SEGMENT_BEFORE_ANGLE_RE = re.compile(r'(^|,)([^",<>()]*+)<')
+
+
+def _quote_segment(m: re.Match[str]) -> str:
+    name = m.group(2).strip()
+    if "@" not in name:
+        return m.group(0)
+    return f'{m.group(1)} "{name}" <'
 
 
 def _quote_bare_names(text: str) -> str:
     """'alice@x <bob@y>' -> '"alice@x" <bob@y>' so the stdlib keeps bob@y."""
     if "@" not in text or "<" not in text:
         return text
-    return _BARE_ADDR_NAME_RE.sub(r'\1 "\2" <', text)
+    return _SEGMENT_BEFORE_ANGLE_RE.sub(_quote_segment, text)
 
 
-def parse_addresses(values: list[str]) -> tuple[Address, ...]:
+def parse_addresses(values: list[str], codecs: Sequence[str] = ()) -> tuple[Address, ...]:
     """Addresses from raw header values; names decoded after splitting.
 
     Splitting before decoding keeps commas inside encoded names intact.
     """
     if not values:
         return ()
-    texts = [_quote_bare_names(raw_to_str(v).replace("\r", " ").replace("\n", " ")) for v in values]
+    texts = [_quote_bare_names(raw_to_str(v, codecs).replace("\r", " ").replace("\n", " ")) for v in values]
     result: list[Address] = []
     seen: set[tuple[str, str]] = set()
     try:
@@ -134,9 +152,36 @@ def parse_addresses(values: list[str]) -> tuple[Address, ...]:
     return tuple(result)
 
 
+# Where a sender is looked for when From gives none, in order. Old spam-style
+# clients (Outlook Express era) send only Reply-To and Return-Path.
+SENDER_FALLBACK = ("Sender", "Reply-To", "Return-Path")
+
+
+def pick_sender(
+    values_of: Callable[[str], list[str]],
+    envelope_from: str | None = None,
+    codecs: Sequence[str] = (),
+) -> tuple[Address | None, str | None]:
+    """The sender and the header it came from ('From', 'Sender', ...).
+
+    ``values_of(name)`` gives the raw values of header ``name``. The envelope
+    sender (SMTP MAIL FROM, as a source saw it) is the last resort, named
+    'envelope'. (None, None) when nothing yields an address.
+    """
+    for name in ("From", *SENDER_FALLBACK):
+        found = parse_addresses(values_of(name), codecs)
+        if found:
+            return found[0], name
+    if envelope_from:
+        found = parse_addresses([envelope_from])
+        if found:
+            return found[0], "envelope"
+    return None, None
+
+
 def parse_msgids(values: list[str]) -> tuple[str, ...]:
     """All <...> tokens, in order, without duplicates or angle brackets."""
-    ids: list[str] = []
+    ids: dict[str, None] = {}  # ordered and O(1) membership, for long References
     for value in values:
         text = raw_to_str(value)
         found = _MSGID_RE.findall(text)
@@ -144,8 +189,8 @@ def parse_msgids(values: list[str]) -> tuple[str, ...]:
             found = [t for t in text.split() if "@" in t]
         for token in found:
             token = token.strip("<>")
-            if token and token not in ids:
-                ids.append(token)
+            if token:
+                ids.setdefault(token)
     return tuple(ids)
 
 
