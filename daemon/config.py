@@ -46,6 +46,10 @@ class ServiceConfig:
     timezone: str = "Asia/Shanghai"
     # Loop protection: automatic mails to one address per rolling hour.
     max_auto_mails_per_hour: int = 10
+    # Notices to one staff address per rolling hour (their own, larger limit).
+    max_staff_mails_per_hour: int = 200
+    # New-case notices per customer per hour before they become one digest.
+    max_new_case_notices_per_sender: int = 5
     # Worker processes that parse fetched batches while the previous batch
     # is stored (0: parse in the daemon process).
     parse_workers: int = 1

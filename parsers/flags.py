@@ -9,13 +9,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+# Out-of-office subjects, as autoresponders write them: a marker at the start
+# followed by a separator ("Automatic reply: ...", "自动回复：..."). Ordinary
+# words such as 休假 (leave) or 外出 (out) are customers' subjects too
+# ("休假系统无法登录": the leave system is down).
 _AUTO_SUBJECT_RE = re.compile(
     r"^\s*(?:re:\s*)?(?:out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?reply|"
-    r"autoresponse|auto-response|auto:|autoreply|abwesenheit|absence|vacation reply|"
-    r"on vacation|自动回复|自動回覆|自動回复|自动答复|自動回信|休假|不在办公室|外出)",
+    r"autoresponse|auto-response|autoreply|abwesenheit(?:snotiz)?|vacation reply|"
+    r"自动回复|自動回覆|自動回复|自动答复|自動回信|休假中|不在办公室|外出中)\s*[:：\-—]",
     re.IGNORECASE,
 )
-_AUTO_SUBJECT_ANY_RE = re.compile(r"自动回复|自動回覆|自动答复|out of office|automatic reply", re.IGNORECASE)
 _DSN_SUBJECT_RE = re.compile(
     r"undeliver|undelivered|delivery status notification|delivery failure|delivery has failed|"
     r"mail delivery failed|failure notice|returned mail|returned to sender|delivery failed|"
@@ -39,7 +42,10 @@ def is_auto_reply(headers: Mapping[str, str], subject: str, content_types: set[s
         return True
     if report_type == "disposition-notification" or "message/disposition-notification" in content_types:
         return True
-    return bool(_AUTO_SUBJECT_RE.search(subject) or _AUTO_SUBJECT_ANY_RE.search(subject))
+    # The subject alone is no evidence: it counts only for a reply (an
+    # autoresponder answers a mail; a customer's new report is no reply).
+    is_reply = "in-reply-to" in headers or "references" in headers
+    return is_reply and bool(_AUTO_SUBJECT_RE.search(subject))
 
 
 def is_bounce(

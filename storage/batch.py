@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from .models import Case, Customer, Message
+from .models import Case, Customer, Message, OutboxMessage
 
 _KEY = "casegate.batch"
 
@@ -30,7 +30,7 @@ class BatchCache:
     # Automatic mail per address: stored in the last hour (prefetched), and
     # queued by this transaction.
     recent_mails: dict[str, int] | None = None
-    queued_to: dict[str, int] = field(default_factory=dict)
+    queued_to: dict[str, list[OutboxMessage]] = field(default_factory=dict)
     # Case numbers reserved in blocks (see numbering.reserve_case_numbers).
     number_block: int = 0
     number_blocks: dict[str, list[int]] = field(default_factory=dict)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from .batch import batch_cache
@@ -159,19 +159,32 @@ def add_event(
     return ev
 
 
+def _sent_to(address: str):  # noqa: ANN202 - a SQL condition
+    """Outbox rows addressed to ``address``, alone or among several recipients."""
+    return or_(OutboxMessage.rcpt_to == address, OutboxMessage.rcpt_to.like(f"{address},%"),
+               OutboxMessage.rcpt_to.like(f"%,{address}"), OutboxMessage.rcpt_to.like(f"%,{address},%"))
+
+
 def auto_mails_since(session: Session, address: str, since: datetime) -> int:
-    """Mails queued to ``address`` since ``since``, this transaction's included."""
-    stmt = select(func.count(OutboxMessage.id)).where(
-        OutboxMessage.rcpt_to == address, OutboxMessage.created_at >= since
-    )
+    """Mails queued to ``address`` since ``since``, this transaction's included, each counted once.
+
+    The stored count is taken the first time an address is asked about in a
+    transaction (always before we queue anything to it: the guard asks
+    first) and kept in the batch cache; mail this transaction queues is
+    counted in the cache as it is queued, so nothing is counted twice.
+    """
     cache = batch_cache(session)
     recent = cache.recent_mails
-    if recent is not None and address in recent:
-        stored = recent[address]
-    else:
-        with session.no_autoflush:  # unflushed rows are counted from the batch cache
+    if recent is None:
+        recent = cache.recent_mails = {}
+    queued = cache.queued_to.get(address, [])
+    if address not in recent:
+        stmt = select(func.count(OutboxMessage.id)).where(_sent_to(address), OutboxMessage.created_at >= since)
+        with session.no_autoflush:
             stored = int(session.execute(stmt).scalar_one())
-    return stored + cache.queued_to.get(address, 0)
+        # Rows of ours already flushed (they have ids) are in that count too.
+        recent[address] = stored - sum(1 for row in queued if row.id is not None)
+    return recent[address] + len(queued)
 
 
 def prefetch_recent_mails(session: Session, addresses: Iterable[str], since: datetime) -> None:
@@ -188,10 +201,11 @@ def prefetch_recent_mails(session: Session, addresses: Iterable[str], since: dat
     batch_cache(session).recent_mails = recent
 
 
-def count_queued(session: Session, rcpt_to: str) -> None:
-    """Note an outbox row added in this transaction (see auto_mails_since)."""
+def count_queued(session: Session, row: OutboxMessage, rcpt_to: Sequence[str]) -> None:
+    """Note a mail queued in this transaction, once per recipient (see auto_mails_since)."""
     queued = batch_cache(session).queued_to
-    queued[rcpt_to] = queued.get(rcpt_to, 0) + 1
+    for address in rcpt_to:
+        queued.setdefault(address, []).append(row)
 
 
 def list_cases(session: Session, status: str | None = None, limit: int = 200) -> list[Case]:
@@ -326,7 +340,7 @@ def queue_outgoing(
         raw=raw, state="queued", attempts=0, next_attempt_at=now, created_at=now,
     )
     session.add(row)
-    count_queued(session, row.rcpt_to)
+    count_queued(session, row, list(rcpt_to))
     if record is not None and case is not None:
         record.case = case
         session.add(record)
@@ -365,3 +379,39 @@ def event_counts(session: Session, case_ids: Sequence[int], action: str) -> dict
     stmt = (select(Event.case_id, func.count(Event.id))
             .where(Event.case_id.in_(list(case_ids)), Event.action == action).group_by(Event.case_id))
     return {case_id: int(n) for case_id, n in session.execute(stmt)}
+
+
+# ---------------------------------------------------------------- failing addresses
+
+
+def mark_address_failing(session: Session, address: str, now: datetime, reason: str) -> Customer | None:
+    """Mark a customer's e-mail address failing (a hard bounce); its customer, or None."""
+    contact = session.execute(
+        select(CustomerContact).where(CustomerContact.kind == "email", CustomerContact.value == address.lower())
+    ).scalars().first()
+    if contact is None:
+        return None
+    contact.failing_since = contact.failing_since or now
+    contact.failing_reason = reason
+    return contact.customer
+
+
+def unresolved_cases_of(session: Session, customer: Customer) -> list[Case]:
+    stmt = select(Case).where(Case.customer_id == customer.id, Case.status.in_(("new", "open", "pending")))
+    return list(session.execute(stmt.order_by(Case.id)).scalars())
+
+
+def cases_opened_by_since(session: Session, customer: Customer, since: datetime) -> int:
+    """How many cases ``customer`` opened since ``since`` (flood detection).
+
+    Counted without a flush (the batch fast path flushes once, at commit):
+    stored cases from the database, this transaction's from the batch cache.
+    """
+    cache = batch_cache(session)
+    mine = [c for c in cache.cases.values() if c.customer is customer and c.opened_at >= since]
+    stored = 0
+    if customer.id is not None:
+        stmt = select(func.count(Case.id)).where(Case.customer_id == customer.id, Case.opened_at >= since)
+        with session.no_autoflush:
+            stored = int(session.execute(stmt).scalar_one())
+    return stored - sum(1 for c in mine if c.id is not None) + len(mine)

@@ -20,7 +20,7 @@ from casegate.daemon.config import ConfigError
 from casegate.daemon.fax.config import load_fax_config
 from casegate.daemon.notify.fax_route import render_letter_pdf
 from casegate.daemon.inbound import Source
-from casegate.daemon.runtime.source_state import SourceStatus
+from casegate.daemon.sources.status import SourceStatus
 from casegate.daemon.sources.imap import ImapSource
 from casegate.storage import repository as repo
 from casegate.storage.models import Case, Customer, OutboxMessage
@@ -80,7 +80,7 @@ def test_gateway_address_template(tmp_path: Path) -> None:
 
 def test_configured_pattern_recognises_a_custom_gateway(tmp_path: Path) -> None:
     ocr = FakeOcr(OUTAGE)
-    app = fax_app(tmp_path, ocr, fax={"patterns": [
+    app = fax_app(tmp_path, ocr, fax={"gateway_senders": ["@example.com"], "patterns": [
         {"name": "acme-box", "subject": r"^ACME-FAX (?P<number>[\d-]+)$"}]})
     raw = gateway_mail("020-87681011", FAKE_TIFF, "generic", pages=1)
     raw = raw.replace(b"Subject: Fax from 020-87681011 (1 pages)", b"Subject: ACME-FAX 020-87681011")
@@ -312,7 +312,7 @@ def test_imap_fax_mailbox(tmp_path: Path, dovecot_user, monkeypatch) -> None:
     try:
         assert src.drain() == 1
     finally:
-        src._disconnect()
+        src.release()
     assert dovecot_user.count("INBOX") == 0 and dovecot_user.count("Processed") == 1
     with app.db.session() as s:
         (case,) = list(s.execute(select(Case)).scalars())

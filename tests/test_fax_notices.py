@@ -68,9 +68,9 @@ def test_loop_protection_applies_to_the_gateway_address(tmp_path, smtp_sink) -> 
 
     guard = app.notifier.refusal
 
-    def refuse(session, address, now):  # type: ignore[no-untyped-def]
+    def refuse(session, address, now, *rest):  # type: ignore[no-untyped-def]
         seen.append(address)
-        return "test: refused" if address == GATEWAY_ADDRESS else guard(session, address, now)
+        return "test: refused" if address == GATEWAY_ADDRESS else guard(session, address, now, *rest)
 
     app.notifier.refusal = refuse
     arrived = sweep_and_send(app, smtp_sink, clock, sh(2026, 10, 9, 21, 0))

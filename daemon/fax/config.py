@@ -45,6 +45,9 @@ class FaxConfig:
     default_region: str = "CN"
     timezone: str = ""  # empty: service.timezone
     detect_in_mail: bool = True
+    # Who may send gateway notices into ordinary mailboxes: addresses, or
+    # "@domain" for a whole domain. Empty: nobody (only fax sources carry faxes).
+    gateway_senders: tuple[str, ...] = ()
     ocr: bool = True
     ocr_languages: tuple[str, ...] = ("chi_sim", "chi_tra", "eng")
     ocr_max_pages: int = 10
@@ -61,6 +64,14 @@ class FaxConfig:
     @property
     def all_patterns(self) -> tuple[FaxPattern, ...]:
         return (SPOOL_PATTERN, *DEFAULT_FAX_PATTERNS, *self.patterns)
+
+    def is_gateway_sender(self, address: str | None) -> bool:
+        """May ``address`` send fax notices into an ordinary mailbox?"""
+        if not address:
+            return False
+        addr = address.strip().lower()
+        domain = "@" + addr.rpartition("@")[2]
+        return any(s.strip().lower() in (addr, domain) for s in self.gateway_senders)
 
     def tzinfo(self, config: Config) -> ZoneInfo:
         return ZoneInfo(self.timezone or config.service.timezone)

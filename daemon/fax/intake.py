@@ -115,7 +115,10 @@ class FaxIntake:
             return inbound.fax
         if parsed.fax is not None:
             return parsed.fax
-        if not forced and not self.cfg.detect_in_mail:
+        if not forced and not (self.cfg.detect_in_mail and self.cfg.is_gateway_sender(parsed.sender_email)):
+            # Anyone can write "Fax from +1 900 ..." into a subject: in an
+            # ordinary mailbox only a configured gateway's notices are faxes,
+            # or casegate would answer premium numbers through the fax gateway.
             return None
         info = extract_fax_info(
             parsed.subject, parsed.text, parsed.headers, [a.filename for a in parsed.attachments],

@@ -7,9 +7,15 @@ the same five things for all of them, in this order:
 
 1. the route: a fax-only customer is reached through the e-mail-to-fax
    gateway (with the letter as PDF), never at the gateway's own From;
-2. the guard: no automatic mail to our own, no-reply or vendor addresses,
-   and at most ``max_auto_mails_per_hour`` per address (RFC 3834 loop
-   protection) -- for letters that ask for it;
+2. the guard, by the letter's class: *automatic* mail to outside addresses
+   (acknowledgements, status updates, surveys) never goes to our own,
+   no-reply or vendor addresses and at most ``max_auto_mails_per_hour`` per
+   address (RFC 3834 loop protection); mail *written by a person* (an
+   engineer's reply) has the loop checks but no hourly limit: it is never
+   dropped for being the eleventh mail of the hour; *staff* mail has its own,
+   larger limit (``max_staff_mails_per_hour``), so a flood of customer mail
+   never silences the engineers' notices. A Cc address that cannot be used
+   is dropped with an event; the mail still goes to the others;
 3. rendering: the language's Jinja2 templates;
 4. composing: one RFC 5322 message whose every header is cleaned;
 5. queueing: the outbox row and the case's record of it, in the caller's
@@ -26,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.header import decode_header, make_header
+from email.headerregistry import Address as HeaderAddress
 from email.message import Message as MimeMessage
 from typing import Any
 
@@ -69,6 +76,7 @@ class Letter:
     event: str | None = None      # "<event>-suppressed" is recorded when refused
     actor: str = "system"
     guard: bool = True            # apply loop protection and the hourly limit
+    mail_class: str = "automatic"  # automatic | personal | staff: which limit applies
     route: ReplyRoute | None = None
     cc: Sequence[str] = ()
     reply_to: str | None = None
@@ -113,8 +121,8 @@ class Notifier:
 
     # ------------------------------------------------------------ the guard
 
-    def refusal(self, session: Session, address: str | None, now: datetime) -> str | None:
-        """Why we must not send automatic mail to ``address`` (None: we may)."""
+    def refusal(self, session: Session, address: str | None, now: datetime, mail_class: str = "automatic") -> str | None:
+        """Why we must not send mail of ``mail_class`` to ``address`` (None: we may)."""
         if not address:
             return "no sender address"
         addr = address.lower()
@@ -124,9 +132,16 @@ class Notifier:
             return "sender is our own address"
         if any(base_local == p or base_local.startswith(p + "-") for p in NO_REPLY_LOCALPARTS):
             return "sender is a no-reply or system address"
+        if mail_class == "staff":
+            limit = self.service.max_staff_mails_per_hour
+            if repo.auto_mails_since(session, addr, now - timedelta(hours=1)) >= limit:
+                return f"rate limit: {limit} staff notices per hour to this address"
+            return None
         vendor = self.vendors.by_address(addr)
         if vendor is not None:
             return f"sender is the vendor {vendor.name}"
+        if mail_class == "personal":
+            return None  # written by a person: never held back by the automatic limit
         limit = self.service.max_auto_mails_per_hour
         if repo.auto_mails_since(session, addr, now - timedelta(hours=1)) >= limit:
             return f"rate limit: {limit} automatic mails per hour to this address"
@@ -142,7 +157,7 @@ class Notifier:
                 return self._refuse(session, letter, to, route.reason)
             to, name = route.address, route.name
         if letter.guard:
-            refusal = self.refusal(session, to, letter.now)
+            refusal = self.refusal(session, to, letter.now, letter.mail_class)
             if refusal is not None:
                 return self._refuse(session, letter, to, refusal)
         if not to:
@@ -150,10 +165,9 @@ class Notifier:
         subject, body = self.renderer.render(letter.template, letter.language, **letter.fields)
         try:
             recipient = make_address(to, name)
-            cc = [make_address(a) for a in letter.cc
-                  if not letter.guard or self.refusal(session, a, letter.now) is None]
         except ValueError as exc:
             return self._refuse(session, letter, to, str(exc))
+        cc = self._usable_cc(session, letter)
         files = list(letter.attachments)
         if route is not None and letter.files_from_route:
             files += route.attachments(subject, body)
@@ -168,6 +182,22 @@ class Notifier:
         rcpts = [str(recipient.addr_spec).lower(), *(str(a.addr_spec).lower() for a in cc)]
         self._queue(session, letter, msg, rcpts, body)
         return Queued(rcpts[0], None, subject, body)
+
+    def _usable_cc(self, session: Session, letter: Letter) -> list[HeaderAddress]:
+        """The Cc addresses that may and can be used; each other one is dropped with an event."""
+        usable = []
+        for address in letter.cc:
+            reason = self.refusal(session, address, letter.now, letter.mail_class) if letter.guard else None
+            if reason is None:
+                try:
+                    usable.append(make_address(address))
+                    continue
+                except ValueError as exc:
+                    reason = str(exc)
+            if letter.case is not None:
+                repo.add_event(session, letter.case, letter.now, letter.actor, "cc-dropped",
+                               detail={"to": address, "reason": reason, "mail": letter.kind})
+        return usable
 
     def _refuse(self, session: Session, letter: Letter, to: str | None, reason: str) -> Queued:
         if letter.event is not None:
@@ -252,7 +282,7 @@ class Notifier:
             values["role_label"] = ROLE_LABELS[lang].get(role, role)
             queued = self.send(session, Letter(
                 kind=kind, case=case, to=member.email, to_name=member.name, template=template, language=lang,
-                fields=values, now=now, guard=False, auto_submitted="auto-generated",
+                fields=values, now=now, guard=False, mail_class="staff", auto_submitted="auto-generated",
                 reply_to=self.signer.address(case.number, member.email) if self.signer else None,
             ))
             if queued.address:

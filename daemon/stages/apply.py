@@ -18,6 +18,8 @@ from ..timekeeping.aftercare import Aftercare
 from ..timekeeping.desk import Desk
 from ..timekeeping.vendors import vendor_replied
 from ..workflow.conversation import Workflow
+from ..directory.roles import AUTOMATION, CUSTOMER, THIRD_PARTY, VENDOR, VENDOR_NUMBER, may
+from .bounces import Bounces
 from .context import MessageContext
 from ...storage import repository as repo
 from ...storage.batch import batch_cache
@@ -30,14 +32,17 @@ class ApplyToCase:
     after_settled = False
 
     def __init__(self, service: ServiceConfig, desk: Desk, workflow: Workflow, aftercare: Aftercare,
-                 fax: FaxIntake) -> None:
+                 fax: FaxIntake, bounces: Bounces) -> None:
         self.service = service
+        self.bounces = bounces
         self.desk = desk
         self.workflow = workflow
         self.aftercare = aftercare
         self.fax = fax
 
     def run(self, session: Session, ctx: MessageContext) -> None:
+        if ctx.automatic == "bounce":
+            self.bounces.record(session, ctx)
         if ctx.match is not None:
             self._reply(session, ctx)
         elif ctx.automatic is not None:
@@ -52,6 +57,7 @@ class ApplyToCase:
     # ------------------------------------------------------------ replies
 
     def _reply(self, session: Session, ctx: MessageContext) -> None:
+        """A message on an existing case: kept, then what the sender's role allows."""
         parsed, now = ctx.parsed, ctx.now
         assert parsed is not None and now is not None and ctx.match is not None
         case = ctx.case = ctx.match.case
@@ -61,18 +67,22 @@ class ApplyToCase:
                            detail={"reason": "customer replied within the reopen window"})
             case.status, case.closed_at, case.updated_at = "open", None, now
         message = ctx.message = self.store_message(session, ctx, case)
-        if ctx.automatic is not None:
+        if ctx.role == AUTOMATION:
             repo.add_event(session, case, now, actor, "automatic-mail", new=ctx.automatic)
             self.fax.record(session, case, message, parsed)
-            ctx.settle("ignored", ctx.automatic)
+            if may(ctx.role, VENDOR_NUMBER):  # a vendor's automatic acknowledgement names its case number
+                vendor_replied(session, self.desk, case, message, parsed)
+            ctx.settle("ignored", ctx.automatic or "")
             return
         case.updated_at = now
-        repo.add_event(session, case, now, actor, "message", new=ctx.match.how)
+        repo.add_event(session, case, now, actor, "message", new=ctx.match.how, detail={"role": ctx.role})
         ctx.settle("reply")
-        self.workflow.after_store(session, case, message, parsed, "reply")
         self.fax.record(session, case, message, parsed)
-        vendor_replied(session, self.desk, case, message, parsed)
-        self.aftercare.after_store(session, case, message, parsed, "reply")
+        if ctx.role == VENDOR:
+            vendor_replied(session, self.desk, case, message, parsed)
+        self.workflow.after_store(session, case, message, parsed, "reply", ctx.role)
+        if ctx.role == CUSTOMER:
+            self.aftercare.after_store(session, case, message, parsed, "reply")
 
     # ------------------------------------------------------------ new cases
 
@@ -121,7 +131,9 @@ class ApplyToCase:
         assert parsed is not None and ctx.now is not None
         message = Message(
             case=case,
-            direction="in",
+            # A third party's mail is kept for the engineers, never part of
+            # what the customer is shown as the case's history.
+            direction="internal" if ctx.role == THIRD_PARTY else "in",
             dedupe_key=ctx.dedupe_key,
             message_id=(parsed.message_id or "")[:500] or None,
             in_reply_to=" ".join(parsed.in_reply_to),
@@ -136,6 +148,7 @@ class ApplyToCase:
             new_text=parsed.new_text,
             raw=ctx.inbound.raw,
             source=ctx.inbound.source.name,
+            role=ctx.role,
             is_auto_reply=parsed.is_auto_reply,
             is_bounce=parsed.is_bounce or ctx.automatic == "bounce",
             created_at=ctx.now,

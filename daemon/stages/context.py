@@ -42,10 +42,12 @@ class MessageContext:
     fax_text: str | None = None  # a fax's own words plus its OCR text: the text rules and history see
     # Inside the transaction.
     now: datetime | None = None
-    automatic: str | None = None  # bounce | auto-reply | mailing list: never answered
+    automatic: str | None = None  # bounce | abuse-report | read-receipt | auto-reply | ...: never a case
+    quiet: bool = False  # monitoring or list mail from a known customer: a case, but never answered
     staff: StaffMember | None = None
     customer: Customer | None = None
     match: ThreadMatch | None = None
+    role: str = ""  # the sender's role towards the case (daemon/directory/roles.py)
     linked: Case | None = None  # a closed case this mail follows up on (a new, linked case opens)
     reopen: bool = False  # the matched case is closed and this reply reopens it
     classification: Classification | None = None

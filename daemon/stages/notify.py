@@ -45,7 +45,13 @@ class Notify:
         result = ctx.result
         if result is None:
             return
-        if result.outcome == "new" and ctx.case is not None and ctx.message is not None:
+        if result.outcome == "new" and ctx.case is not None and ctx.message is not None and ctx.quiet:
+            # A customer's monitoring system or list post: a case, but RFC 3834
+            # says automatic mail is not answered automatically.
+            repo.add_event(session, ctx.case, ctx.now, "system", "ack-suppressed",
+                           detail={"reason": "automatic mail from a customer's system: not acknowledged"})
+            self.workflow.after_store(session, ctx.case, ctx.message, ctx.parsed, "new", ctx.role)
+        elif result.outcome == "new" and ctx.case is not None and ctx.message is not None:
             try:
                 # No savepoint (it would cost a flush per message): everything
                 # that can fail in composing comes before the first row is added.
@@ -58,7 +64,7 @@ class Notify:
                 log.exception("case=%s acknowledgement not queued", ctx.case.number)
                 repo.add_event(session, ctx.case, ctx.now, "system", "ack-failed",
                                detail={"reason": f"{type(exc).__name__}: {exc}"})
-            self.workflow.after_store(session, ctx.case, ctx.message, ctx.parsed, "new")
+            self.workflow.after_store(session, ctx.case, ctx.message, ctx.parsed, "new", ctx.role)
         elif ctx.staff is not None and ctx.case is None and ctx.message is not None:
             self.workflow.unthreaded_staff(session, ctx.message, ctx.parsed)
 

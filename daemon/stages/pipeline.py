@@ -1,7 +1,7 @@
 """The pipeline: each message through intake, then the declared stages, in one transaction per batch.
 
     source -> intake (parse, attachments, fax OCR)        outside the transaction
-           -> dedupe -> identify sender -> thread -> classify -> apply -> notify
+           -> dedupe -> identify sender -> thread -> role -> classify -> apply -> notify
                                                            inside one batch transaction
 
 ``STAGES`` below is the order, written in one place; each stage is a small
@@ -35,11 +35,13 @@ from ..timekeeping.aftercare import Aftercare
 from ..timekeeping.desk import Desk
 from ..workflow.conversation import Workflow
 from .apply import ApplyToCase
+from .bounces import Bounces
 from .classify import Classifier, Classify
 from .context import IngestResult, MessageContext, Stage
 from .dedupe import Dedupe
 from .intake import Intake, ParseOutcome, parse_outcome
 from .notify import Notify
+from .roles import DecideRole
 from .sender import IdentifySender
 from .thread import Thread, Threader
 from ...parsers.message import ParsedMessage
@@ -53,7 +55,7 @@ from ...storage.numbering import release_unused_case_numbers, reserve_case_numbe
 log = logging.getLogger("casegate.pipeline")
 
 # The order in which a message is handled inside the transaction.
-STAGES = ("dedupe", "identify-sender", "thread", "classify", "apply", "notify")
+STAGES = ("dedupe", "identify-sender", "thread", "role", "classify", "apply", "notify")
 
 
 class IsolateAndRetry(Exception):
@@ -74,9 +76,10 @@ def build_stages(
     for stage in (
         Dedupe(),
         IdentifySender(desk.staff, desk.vendors),
-        Thread(threader, desk.policy, aftercare),
+        Thread(threader),
+        DecideRole(desk.vendors, desk.policy, aftercare),
         Classify(classifier),
-        ApplyToCase(service, desk, workflow, aftercare, fax),
+        ApplyToCase(service, desk, workflow, aftercare, fax, Bounces()),
         Notify(service, desk.policy, desk.notifier, fax.cfg, workflow),
     ):
         built[stage.name] = stage

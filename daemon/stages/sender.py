@@ -1,9 +1,13 @@
 """Identify the sender: automation, staff, or a customer (found or created).
 
-Automatic mail (bounces, auto-replies, list mail, and anything sent with the
-null reverse path ``MAIL FROM:<>``) is never answered and never creates a
-customer. Staff mail never creates a customer or a case of its own. A fax's
-customer is the owner of its sender number, never the gateway's From.
+Automatic mail is never answered. Most of it opens no case either: bounces
+and DSNs (RFC 3464, or anything sent with the null reverse path
+``MAIL FROM:<>``), read receipts (RFC 8098), abuse reports (RFC 5965 ARF),
+out-of-office replies. "Do not auto-reply" (RFC 3834) is not "do not open a
+case", though: a monitoring system's alert or a Google Group post from a
+known customer opens or updates a case, quietly (no acknowledgement). Staff
+mail never creates a customer or a case of its own. A fax's customer is the
+owner of its sender number, never the gateway's From.
 """
 
 from __future__ import annotations
@@ -22,14 +26,37 @@ from ...storage.batch import batch_cache
 from ...storage.models import Customer
 
 
+# Kinds of automatic mail that may still be a customer's report.
+QUIET_KINDS = ("monitoring", "mailing list")
+
+
 def kind_of_automatic(parsed: ParsedMessage, null_sender: bool) -> str | None:
+    """What kind of automatic mail this is (None: a person wrote it)."""
+    ctype = (parsed.header("content-type") or "").lower()
+    if "multipart/report" in ctype:
+        if "feedback-report" in ctype:
+            return "abuse-report"
+        if "disposition-notification" in ctype:
+            return "read-receipt"
+        return "bounce"
     if parsed.is_bounce or null_sender:
         return "bounce"
     if parsed.is_auto_reply:
+        submitted = (parsed.header("auto-submitted") or "").strip().lower()
+        if submitted.startswith("auto-generated") and not _says_out_of_office(parsed):
+            return "monitoring"
         return "auto-reply"
     if parsed.is_list:
         return "mailing list"
     return None
+
+
+def _says_out_of_office(parsed: ParsedMessage) -> bool:
+    if parsed.header("x-autoreply") or parsed.header("x-autorespond"):
+        return True
+    suppress = (parsed.header("x-auto-response-suppress") or "").lower()
+    return "oof" in suppress or any(w in (parsed.subject or "").lower()
+                                    for w in ("out of office", "automatic reply", "自动回复", "自動回覆"))
 
 
 class IdentifySender:
@@ -45,11 +72,24 @@ class IdentifySender:
         assert parsed is not None and ctx.now is not None
         envelope = ctx.inbound.envelope
         ctx.automatic = kind_of_automatic(parsed, envelope is not None and envelope.null_sender)
+        if ctx.automatic in QUIET_KINDS and self.known_customer(session, parsed):
+            ctx.automatic, ctx.quiet = None, True
         if ctx.automatic is not None:
             return
         ctx.staff = self.staff.by_email(parsed.sender_email)
         if ctx.staff is None:
             ctx.customer = self.customer(session, parsed, ctx.now)
+
+    @staticmethod
+    def known_customer(session: Session, parsed: ParsedMessage) -> bool:
+        """The sender is already on record as a customer's address."""
+        email = parsed.sender_email
+        if not email:
+            return False
+        cache = batch_cache(session).customers
+        if cache is not None:  # prefetched for the batch: authoritative
+            return email in cache
+        return repo.find_customer(session, "email", email) is not None
 
     def customer(self, session: Session, parsed: ParsedMessage, now: datetime) -> Customer | None:
         if parsed.fax is not None:  # the sender is a fax number, never the gateway's From

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from ..timekeeping.aftercare import Aftercare
-from ..timekeeping.policy import Policy
 from .context import MessageContext
 from .match import ThreadMatch
 from ...parsers.message import ParsedMessage
@@ -73,20 +71,13 @@ log = logging.getLogger("casegate.pipeline")
 
 
 class Thread:
-    """The thread stage: which case a message joins, or which closed case it follows.
-
-    A reply to a closed case stays on it when aftercare claims it (a survey
-    answer), reopens it inside the policy's reopen window, and otherwise
-    opens a new case linked to the old one.
-    """
+    """The thread stage: which case a message names (whether it may join it is the role's)."""
 
     name = "thread"
     after_settled = False
 
-    def __init__(self, threader: Threader, policy: Policy, aftercare: Aftercare) -> None:
+    def __init__(self, threader: Threader) -> None:
         self.threader = threader
-        self.policy = policy
-        self.aftercare = aftercare
 
     def run(self, session: Session, ctx: MessageContext) -> None:
         parsed = ctx.parsed
@@ -99,11 +90,4 @@ class Thread:
             log.warning("case number %s read on a fax from another customer; not threading it there",
                         match.case.number)
             match = None
-        if match is not None and match.case.status == "closed" and ctx.automatic is None and ctx.staff is None:
-            case = match.case
-            if not self.aftercare.keep_closed(session, case, parsed, ctx.now):  # a survey answer stays
-                if case.closed_at is not None and self.policy.reply_reopens(case.closed_at, ctx.now):
-                    ctx.reopen = True
-                else:
-                    ctx.linked, match = case, None
         ctx.match = match

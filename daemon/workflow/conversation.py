@@ -36,7 +36,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -44,8 +44,9 @@ from . import commands as cmdlib
 from ..directory.auth_results import authenticated_by
 from ..directory.reply_address import ReplyAddressSigner
 from ..directory.security import SecurityConfig
+from ..directory.roles import CUSTOMER_TEXT, STAFF, THIRD_PARTY, may
 from ..directory.staff import StaffMember
-from ..notify.notifier import Letter
+from ..notify.notifier import Letter, Queued
 from ..notify.wording import local_time, priority_label
 from ..timekeeping.desk import Desk
 from ..timekeeping.vendors import escalate_to_vendor
@@ -96,18 +97,55 @@ class Workflow:
 
     # ------------------------------------------------------------ what the stages call
 
-    def after_store(self, session: Session, case: Case, message: Message, parsed: ParsedMessage, outcome: str) -> None:
+    def after_store(self, session: Session, case: Case, message: Message, parsed: ParsedMessage, outcome: str,
+                    role: str) -> None:
+        """What a stored message means for the people on the case, by the sender's role."""
         now = self.clock()
         if outcome == "new":
             member = self.assign(session, case, now)
-            if member is not None:
+            if member is not None and not self._flooding(session, case, member, now):
                 self.notify(session, case, member, message, now, kind="new")
         elif outcome == "reply":
             member = self.staff.by_email(parsed.sender_email)
-            if member is not None:
+            if role == STAFF and member is not None:
                 self.staff_reply(session, case, message, parsed, member, now)
-            else:
+            elif may(role, CUSTOMER_TEXT):  # only the case's customer: history, "the customer replied"
                 self.customer_reply(session, case, message, parsed, now)
+            else:  # a vendor or a third party: the engineer reads it, with the real sender
+                if role == THIRD_PARTY:
+                    repo.add_event(session, case, now, (parsed.sender_email or "unknown").lower(), "third-party-mail",
+                                   detail={"subject": (parsed.subject or "")[:200]})
+                assignee = self.staff.by_email(case.assignee) if case.assignee else None
+                if assignee is not None:
+                    self.notify(session, case, assignee, message, now, kind=role)
+
+    def _flooding(self, session: Session, case: Case, member: StaffMember, now: datetime) -> bool:
+        """Many new cases from one sender within an hour: one digest notice, then quiet.
+
+        A flood (a looping system, a spammer, a customer pasting one problem
+        ten times) must neither bury the engineers nor silence them: the
+        notice that crosses the threshold says so, later ones are recorded
+        on their cases only.
+        """
+        customer = case.customer
+        limit = self.service.max_new_case_notices_per_sender
+        if customer is None or limit <= 0:
+            return False
+        opened = repo.cases_opened_by_since(session, customer, now - timedelta(hours=1))
+        if opened <= limit:
+            return False
+        if opened == limit + 1:
+            self._send(session, Letter(
+                kind="notify-flood", case=case, to=member.email, to_name=member.name, template="flood",
+                language=self._staff_language(member), now=now, event="notify-flood", mail_class="staff",
+                auto_submitted="auto-generated",
+                fields={"case": case, "member": member, "count": opened, "limit": limit,
+                        "customer_name": customer.name or "", "customer_email": customer.contact("email") or "",
+                        "service_name": self.service.display_name},
+            ))
+        repo.add_event(session, case, now, "system", "notify-new-batched",
+                       detail={"reason": f"more than {limit} new cases from this customer within an hour"})
+        return True
 
     def unthreaded_staff(self, session: Session, message: Message, parsed: ParsedMessage) -> None:
         """Staff mail naming no case: tell the sender instead of opening one."""
@@ -172,9 +210,14 @@ class Workflow:
             skipped=skipped,
             service_name=self.service.display_name,
         )
+        fields.update(
+            sender_email=(message.from_addr if message else "") or "",
+            sender_role=(message.role if message else "") or "",
+            failing=[c.value for c in (customer.contacts if customer else []) if c.failing_since is not None],
+        )
         return self._send(session, Letter(
             kind=f"notify-{kind}", case=case, to=member.email, to_name=member.name, template="notify",
-            language=lang, fields=fields, now=now, event=f"notify-{kind}",
+            language=lang, fields=fields, now=now, event=f"notify-{kind}", mail_class="staff",
             reply_to=self.signer.address(case.number, member.email),
             in_reply_to=message.message_id if message else None,
             references=message.references.split() if message and message.references else (),
@@ -258,7 +301,7 @@ class Workflow:
         for cmd in valid:
             self._apply(session, case, cmd, member, message, now, proof)
         if parsed_cmds.note is None and parsed_cmds.public_text:
-            self.relay_to_customer(session, case, member, parsed_cmds.public_text, now)
+            self.relay_to_customer(session, case, member, parsed_cmds.public_text, now, parsed)
         case.updated_at = now
 
     def _context(self, session: Session, case: Case) -> cmdlib.CommandContext:
@@ -325,19 +368,21 @@ class Workflow:
         case.updated_at = now
 
     def _answer_engineer(self, session: Session, case: Case, member: StaffMember, parsed: ParsedMessage,
-                         now: datetime, errors: list[cmdlib.CommandError], refused: str | None) -> None:
+                         now: datetime, errors: list[cmdlib.CommandError], refused: str | None,
+                         not_sent: str | None = None) -> None:
         self._send(session, Letter(
             kind="command-result", case=case, to=member.email, to_name=member.name, template="command_result",
             language=self._staff_language(member), now=now, event="command-result",
             fields={"case": case, "member": member, "errors": errors, "refused": refused,
-                    "service_name": self.service.display_name},
+                    "not_sent": not_sent, "service_name": self.service.display_name},
             reply_to=self.signer.address(case.number, member.email),
             in_reply_to=parsed.message_id, references=parsed.references,
         ))
 
     # ------------------------------------------------------------ customer side
 
-    def relay_to_customer(self, session: Session, case: Case, member: StaffMember, text: str, now: datetime) -> bool:
+    def relay_to_customer(self, session: Session, case: Case, member: StaffMember, text: str, now: datetime,
+                          engineer_mail: ParsedMessage) -> bool:
         """Send the engineer's text to the customer, in the case's thread."""
         last = self._last_customer_message(case)
         to = (case.customer.contact("email") if case.customer else None) or (last.from_addr if last else None)
@@ -350,13 +395,17 @@ class Workflow:
         sent = self._send(session, Letter(
             kind="reply", case=case, to=to, to_name=name, template="engineer_reply", language=case.language,
             fields={"case": case, "text": text, "member": member, "service_name": self.service.display_name},
-            now=now, event="reply", route=fax_route,
+            now=now, event="reply", route=fax_route, mail_class="personal",
             cc=self._company_cc(case, to or "") if fax_route is None else (),
             in_reply_to=last.message_id if last else None,
             references=refs, auto_submitted=None,
             extra_headers=[("X-Auto-Response-Suppress", "OOF, AutoReply")], record_text=text,
         ))
         if not sent:
+            # A person wrote this: it is never dropped silently. The engineer
+            # hears why it did not go (the refusal is on the case as well).
+            self._answer_engineer(session, case, member, engineer_mail, now, errors=[], refused=None,
+                                  not_sent=sent.refusal or "not sent")
             return False
         repo.add_event(session, case, now, member.email, "public-reply", new=(to or "").lower())
         if case.first_response_at is None:
@@ -444,9 +493,9 @@ class Workflow:
     def _staff_language(self, member: StaffMember) -> str:
         return member.language or self.service.default_language
 
-    def _send(self, session: Session, letter: Letter) -> bool:
+    def _send(self, session: Session, letter: Letter) -> Queued:
         """Queue one mail through the notifier (which records a refusal on the case)."""
-        return bool(self.notifier.send(session, letter))
+        return self.notifier.send(session, letter)
 
 
 def is_history_request(text: str) -> bool:
