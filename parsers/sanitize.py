@@ -21,18 +21,15 @@ from typing import TypeVar
 from .message import Address, Attachment, FaxInfo, ParsedMessage
 
 _UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _T = TypeVar("_T")
-
-
-def _replace(m: re.Match[str]) -> str:
-    return "" if m.group(0) == "\x00" else "\ufffd"
 
 
 def clean_text(value: str) -> str:
     """``value`` without NUL and with each lone surrogate as U+FFFD."""
     if _UNSTORABLE_RE.search(value) is None:
         return value
-    return _UNSTORABLE_RE.sub(_replace, value)
+    return _SURROGATE_RE.sub("\ufffd", value.replace("\x00", ""))
 
 
 def _clean_optional(value: str | None) -> str | None:
