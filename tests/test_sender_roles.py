@@ -336,3 +336,58 @@ def test_a_mail_that_looks_like_a_fax_notice_stays_an_email(app, smtp_sink, tmp_
     assert case.customer.contact("email") == "tricky@evil.example"
     assert case.customer.contact("fax") is None
     assert not any(e[0] == "fax-received" for e in case_events(app, res.case_number))
+
+
+# ---------------------------------------------------------------- through `casegate ingest`
+
+
+def test_through_casegate_ingest_an_outsider_gets_no_case_content(tmp_path) -> None:
+    """The same findings end to end through the real CLI and the maildir outbox."""
+    from email import message_from_bytes
+
+    from test_cli import ok, run_cli, write_config
+
+    cfg = write_config(tmp_path)
+    first = tmp_path / "first.eml"
+    first.write_bytes(mail(subject="核心交换机宕机", body="机房核心交换机宕机，全部业务中断。",
+                           sender=f"张三 <{CUSTOMER}>"))
+    number = ok(run_cli(cfg, "ingest", str(first))).split("\t")[1]
+    for name, sender, body in (("m1.eml", MALLORY, "查询进度"), ("m2.eml", MALLORY, "确认已解决，可以关闭。5分")):
+        (tmp_path / name).write_bytes(mail(subject=f"Re: [{number}]", body=body, sender=sender))
+        assert "\treply" in ok(run_cli(cfg, "ingest", str(tmp_path / name)))
+    (tmp_path / "c1.eml").write_bytes(mail(subject=f"Re: [{number}]", body="查询进度", sender=f"张三 <{CUSTOMER}>"))
+    ok(run_cli(cfg, "ingest", str(tmp_path / "c1.eml")))
+    ok(run_cli(cfg, "outbox", "send"))
+    sent = [message_from_bytes(p.read_bytes()) for p in (tmp_path / "outbox" / "new").iterdir()]
+    recipients = [str(m["To"]) for m in sent]
+    assert not any(MALLORY in r for r in recipients), recipients
+    assert sum(CUSTOMER in r for r in recipients) == 2  # the acknowledgement and the history
+    shown = json.loads(ok(run_cli(cfg, "cases", "show", number, "--json")))
+    assert shown["status"] != "closed"
+
+
+# ---------------------------------------------------------------- vendors
+
+
+def test_a_vendors_automatic_acknowledgement_still_gives_its_case_number(tmp_path, smtp_sink) -> None:
+    vendors = [{"name": "Huawei", "address": "support@huawei.example", "domains": ["huawei.example"],
+                "case_number_regex": r"Case[ #:]*(\d{8,})"}]
+    app = make_app(tmp_path, smtp_sink, clock=FakeClock(), vendors=vendors)
+    try:
+        number, note = open_case(app, smtp_sink)
+        engineer_says(app, note, "#vendor Huawei")
+        res = app.pipeline.ingest(Inbound(mail(
+            subject=f"[Case 20261130001] Re: [{number}] received", body="This is an automatic acknowledgement.",
+            sender="Huawei Support <support@huawei.example>",
+            headers={"Auto-Submitted": "auto-replied"}), SOURCE))
+        assert res.outcome == "ignored"
+        assert any(e[0] == "vendor-case-number" and e[3] == "20261130001" for e in case_events(app, number))
+        # Vendor mail is vendor mail: never "the customer replied".
+        smtp_sink.clear()
+        app.pipeline.ingest(Inbound(mail(subject=f"Re: [{number}]", body="Please send the logs.",
+                                         sender="Huawei Support <support@huawei.example>"), SOURCE))
+        send_out(app)
+        (notice,) = mails_to(smtp_sink, ENGINEER)
+        assert "The customer replied" not in body_of(notice) and "vendor" in body_of(notice)
+    finally:
+        app.close()
