@@ -71,7 +71,10 @@ class IdentifySender:
         parsed = ctx.parsed
         assert parsed is not None and ctx.now is not None
         envelope = ctx.inbound.envelope
-        ctx.automatic = kind_of_automatic(parsed, envelope is not None and envelope.null_sender)
+        # A fax (from a fax source or a configured gateway sender) is a
+        # customer's document, whatever forwarding headers the gateway added.
+        ctx.automatic = None if parsed.fax is not None else kind_of_automatic(
+            parsed, envelope is not None and envelope.null_sender)
         if ctx.automatic in QUIET_KINDS and self.known_customer(session, parsed):
             ctx.automatic, ctx.quiet = None, True
         if ctx.automatic is not None:
