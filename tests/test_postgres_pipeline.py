@@ -177,3 +177,17 @@ def test_two_apps_sending_the_outbox_concurrently_send_each_ack_once(tmp_path: P
     finally:
         for a in apps:
             a.close()
+
+
+def test_nul_bytes_from_mail_never_cost_a_batch_on_postgresql(app: App) -> None:
+    """PostgreSQL text holds no NUL: what a mail says is made safe, its raw bytes stay whole."""
+    nul_id = mail(subject="NUL 在 Message-ID").replace(b"Message-ID: <", b"Message-ID: <a\x00b", 1)
+    nul_body = mail(subject="正文有\x00空字符", body="打印机\x00卡纸")
+    results = app.pipeline.ingest_batch([Inbound(mail(subject="普通邮件"), SRC), Inbound(nul_id, SRC),
+                                         Inbound(nul_body, SRC)])
+    assert [r.outcome for r in results] == ["new", "new", "new"]
+    with app.db.session() as s:
+        raws = set(s.execute(select(Message.raw).where(Message.direction == "in")).scalars())
+        texts = list(s.execute(select(Message.text).where(Message.direction == "in")).scalars())
+    assert nul_id in raws and nul_body in raws  # the evidence is kept byte for byte
+    assert not any("\x00" in t for t in texts)

@@ -46,10 +46,10 @@ class ApplyToCase:
         if ctx.match is not None:
             self._reply(session, ctx)
         elif ctx.automatic is not None:
-            self.store_message(session, ctx, None)
+            self.store_message(session, ctx, None, ignored=ctx.automatic)
             ctx.settle("ignored", ctx.automatic)
         elif ctx.staff is not None:
-            ctx.message = self.store_message(session, ctx, None)
+            ctx.message = self.store_message(session, ctx, None, ignored="staff mail that names no case")
             ctx.settle("ignored", "staff mail that names no case")
         else:
             self._open(session, ctx)
@@ -90,8 +90,9 @@ class ApplyToCase:
         parsed, now, result = ctx.parsed, ctx.now, ctx.classification
         assert parsed is not None and now is not None and result is not None
         if result.route == "ignore":
-            self.store_message(session, ctx, None)
-            ctx.settle("ignored", "rules: route ignore (" + ", ".join(sorted({m.rule for m in result.matches})) + ")")
+            reason = "rules: route ignore (" + ", ".join(sorted({m.rule for m in result.matches})) + ")"
+            self.store_message(session, ctx, None, ignored=reason)
+            ctx.settle("ignored", reason)
             return
         svc = self.service
         language = result.language or parsed.language or svc.default_language
@@ -125,8 +126,12 @@ class ApplyToCase:
     # ------------------------------------------------------------ the row
 
     @staticmethod
-    def store_message(session: Session, ctx: MessageContext, case: Case | None) -> Message:
-        """The message row: normalized fields, the raw bytes whole, attachments by digest."""
+    def store_message(session: Session, ctx: MessageContext, case: Case | None, ignored: str = "") -> Message:
+        """The message row: normalized fields, the raw bytes whole, attachments by digest.
+
+        Mail that opens no case is kept the same way, unlinked, with why in
+        ``kind`` (``casegate ignored list`` shows it, ``retry`` feeds it again).
+        """
         parsed = ctx.parsed
         assert parsed is not None and ctx.now is not None
         message = Message(
@@ -149,6 +154,7 @@ class ApplyToCase:
             raw=ctx.inbound.raw,
             source=ctx.inbound.source.name,
             role=ctx.role,
+            kind=ignored[:40],
             is_auto_reply=parsed.is_auto_reply,
             is_bounce=parsed.is_bounce or ctx.automatic == "bounce",
             created_at=ctx.now,

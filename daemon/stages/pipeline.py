@@ -151,7 +151,12 @@ class Pipeline:
         results: list[IngestResult] = []
         with self.db.transaction() as session:
             if not isolated:
-                self._prefetch(session, contexts)
+                try:
+                    self._prefetch(session, contexts)
+                except (OperationalError, DatabaseUnavailable):
+                    raise
+                except Exception as exc:  # e.g. one message's key the database refuses: handle each alone
+                    raise IsolateAndRetry() from exc
             for ctx in contexts:
                 if isolated:
                     results.append(self._handle_isolated(session, ctx))
@@ -213,6 +218,7 @@ class Pipeline:
             return self._quarantine(session, ctx.inbound, ctx.sha256, f"ingest error: {type(exc).__name__}: {exc}")
 
     def _quarantine(self, session: Session, inbound: Inbound, sha256: str, reason: str) -> IngestResult:
+        reason = reason.replace("\x00", "\\x00")  # PostgreSQL text holds no NUL; the raw bytes stay whole
         with session.begin_nested():
             repo.quarantine(session, sha256=sha256, source=inbound.source.name, error=reason, raw=inbound.raw,
                             now=self.clock())
