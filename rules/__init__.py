@@ -20,6 +20,11 @@ Rule format::
     sender_domain.any = ["bank.cn"]    # per-field condition: <field>.any/all/none/regex
     outside_working_hours = true       # only outside (true) / inside (false) hours
     warranty_expired = true            # only when known expired (true) / valid (false)
+    # -- reading the clause around each hit of `any` (or `regex`) --
+    not_after = ["@negation"]          # a negation before it in its clause: does not count
+    near = ["@scope_all"]              # counts only with one of these nearby
+    if_question = "P4"                 # a word of list "question" there: counts as P4
+    if_past = "skip"                   # ... of list "past": does not count
     # -- actions --
     priority = "P1"                    # P1 (most severe) .. P4
     category = "outage"
@@ -28,6 +33,22 @@ Rule format::
     assignee_group = "network"
     route = "support"                  # support | sales | ignore
     language = "zh"                    # override the detected language
+
+Word lists (any file; merged by name over all files before rules are read):
+
+    [lists.negation]
+    zh = ["没有", "并非"]                 # words, grouped by language
+    en = ["not", "never"]
+    except = ["但是", "but"]             # cancel the list in that clause (negation:
+                                       # between it and the keyword)
+    not_in = ["无线"]                    # longer words that contain a list word
+    reach = "clause"                   # or "sentence"
+
+"@name" stands for a list's words in any/all/none/near/not_after/except/
+not_in; ``if_<name>`` works for every list (the least severe wins when
+several apply; "skip" = not counted). A clause ends at , ; : 、 and at
+the sentence ends 。 ! ? . and line breaks. The list "question" also
+matches a clause that ends with '?'.
 
 Fields: subject, body (the NEW text of the message: quoted history and
 signature already cut off; or ``text_override``, e.g. fax OCR), sender,
@@ -42,11 +63,16 @@ spaces between CJK characters removed).  Latin keywords match whole words
 the end boundary); CJK keywords match as substrings.  Regexes run on the
 folded text (compiled case-insensitive).
 
-Resolution: priority = the MOST SEVERE priority of all matching rules;
+Resolution: priority = the MOST SEVERE priority of all matching rules (a
+discounted match counts at its lowered priority and sets nothing else);
 category, queue, assignee_group, route and language = the FIRST matching
 rule that sets it (file name order, then file order) — so put specific
 rules in earlier files; tags = union of all matching rules.  Unset actions
 fall back to the caller's defaults (route "support", language detected).
+Severity beats an ignore route: when a match counts at P1-P3 (a fault),
+rules with route = "ignore" are set aside.  Each match carries the clause
+it was found in; matches that did not count are listed in
+``Classification.discounted`` with the reason (negated, question, past...).
 '''
 
 from .errors import RuleError, RuleLoadError
@@ -59,16 +85,19 @@ from .model import (
     ROUTES,
     Classification,
     ClassifyInput,
+    Context,
     Rule,
     RuleMatch,
+    WordList,
 )
-from .normalize import fold
+from .normalize import fold, fold_text
 from .report import format_result
 from .store import RuleStore
 
 __all__ = [
     "Classification",
     "ClassifyInput",
+    "Context",
     "DEFAULT_FIELDS",
     "FIELDS",
     "PRIORITIES",
@@ -79,9 +108,11 @@ __all__ = [
     "RuleMatch",
     "RuleSet",
     "RuleStore",
+    "WordList",
     "check_folder",
     "default_folder",
     "fold",
+    "fold_text",
     "format_result",
     "load_rules",
 ]

@@ -20,6 +20,8 @@ __all__ = [
     "ROUTES",
     "Keyword",
     "Pattern",
+    "WordList",
+    "Context",
     "Condition",
     "Actions",
     "Rule",
@@ -68,6 +70,51 @@ class Pattern:
 
     raw: str
     compiled: re.Pattern[str]
+
+
+@dataclass(frozen=True, slots=True)
+class WordList:
+    """A named list of words that rules refer to (``[lists.NAME]``, ``@NAME``).
+
+    ``except_``: words that cancel the list where they appear (in the same
+    clause or sentence; for a negation, between the negation and the
+    keyword).  ``not_in``: longer words that contain a list word without
+    meaning it ("无" in "无线", "怎么" in "怎么办"): a list word inside one of
+    them is not a hit.  ``reach``: how far from a keyword the list is looked
+    for, "clause" (between commas) or "sentence".
+    """
+
+    name: str
+    words: tuple[Keyword, ...]
+    except_: tuple[Keyword, ...] = ()
+    not_in: tuple[Keyword, ...] = ()
+    reach: str = "clause"
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """How a rule reads the clause around each of its keyword hits.
+
+    ``near``: names of word lists (and literal words) one of which must be
+    in the hit's clause (or sentence, by the list's reach);
+    ``not_after``: lists (and words) that, found before the hit in its
+    clause (at most ``matcher.NEGATION_WINDOW`` words away), make the hit not count;
+    ``discounts``: (list name, priority or None) pairs from ``if_<list>``:
+    a hit whose clause contains a word of the list counts at that priority
+    (None: does not count).  An ``except`` word of the list cancels it,
+    unless the except word overlaps a word of the list ("不是所有" is a
+    scope of one even though "所有" cancels it).
+    """
+
+    near: tuple[str, ...] = ()
+    near_words: tuple[Keyword, ...] = ()
+    not_after: tuple[str, ...] = ()
+    not_after_words: tuple[Keyword, ...] = ()
+    discounts: tuple[tuple[str, str | None], ...] = ()
+    any_lists: tuple[str, ...] = ()  # lists named in `any`: their not_in applies to the hits
+
+    def lists(self) -> tuple[str, ...]:
+        return (*self.near, *self.not_after, *(name for name, _ in self.discounts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +175,7 @@ class Rule:
     description: str = ""
     outside_working_hours: bool | None = None
     warranty_expired: bool | None = None
+    context: Context | None = None  # set when the rule reads clauses
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +206,14 @@ class RuleMatch:
     (time, warranty).  ``kind`` is "keyword", "regex" or "attribute";
     ``applied`` lists the actions of this rule that made it into the
     result (others were decided by a more severe or an earlier rule).
+
+    ``clause`` is the clause (folded text, between punctuation) the evidence
+    was found in.  ``discounted`` says why the match counts less than the
+    rule asks or not at all: "negated", a word-list name from ``if_<list>``
+    ("question", "past", "planned", "single", ...) or "severity" (an ignore
+    route set aside because a fault was found); ``because`` is the word that
+    did it.  ``priority`` is what the match counts for (None when it does
+    not count); ``rule_priority`` is the rule's own priority.
     """
 
     rule: str
@@ -168,6 +224,10 @@ class RuleMatch:
     kind: str = "keyword"
     actions: tuple[tuple[str, str], ...] = ()
     applied: tuple[str, ...] = ()
+    clause: str | None = None
+    discounted: str | None = None
+    because: str | None = None
+    rule_priority: str | None = None
 
     def evidence(self) -> str:
         if self.kind == "regex":
@@ -176,9 +236,27 @@ class RuleMatch:
             return f"{self.field} contains {self.keyword!r}"
         return self.keyword or "matched"
 
+    def why_discounted(self) -> str:
+        """Human reason for a discount, e.g. "in a question ('会不会')"."""
+        word = f" ({self.because!r})" if self.because else ""
+        reason = self.discounted
+        if reason == "negated":
+            return f"negated{word}"
+        if reason == "severity":
+            return f"set aside: a fault was found{word}"
+        if reason == "question":
+            return f"in a question{word}"
+        if reason in ("past", "planned"):
+            return f"{reason}{word}"
+        if reason == "single":
+            return f"a scope of one{word}"
+        return f"{reason}{word}"
+
     def explain(self) -> str:
         parts = []
         for name, value in self.actions:
+            if name == "priority" and self.discounted and self.priority != self.rule_priority:
+                value = f"{self.priority or 'none'} ({self.rule_priority} lowered: {self.why_discounted()})"
             label = f"{name} {value}"
             if name not in self.applied:
                 label += " (not applied)"
@@ -186,8 +264,18 @@ class RuleMatch:
         acts = ", ".join(parts) if parts else "no action"
         return f"rule {self.rule} ({self.file}): {self.evidence()} -> {acts}"
 
+    def explain_lines(self) -> list[str]:
+        """The explanation, the clause, and (when not counted) why not."""
+        if self.priority is None and self.discounted:
+            lines = [f"not counted: rule {self.rule} ({self.file}): {self.evidence()}: {self.why_discounted()}"]
+        else:
+            lines = [self.explain()]
+        if self.clause and self.clause.casefold() != (self.keyword or "").casefold():
+            lines.append(f"    in: {self.clause}")  # the clause says more than the keyword
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "rule": self.rule,
             "file": self.file,
             "priority": self.priority,
@@ -197,6 +285,13 @@ class RuleMatch:
             "actions": dict(self.actions),
             "applied": list(self.applied),
         }
+        if self.clause is not None:
+            out["clause"] = self.clause
+        if self.discounted is not None:
+            out["discounted"] = self.discounted
+            out["because"] = self.because
+            out["rule_priority"] = self.rule_priority
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,12 +306,17 @@ class Classification:
     route: str
     language: str | None
     matches: tuple[RuleMatch, ...] = field(default=())
+    #: rules whose keywords were found but did not count (negated, in a
+    #: question, past, ...; or an ignore route set aside by a fault)
+    discounted: tuple[RuleMatch, ...] = field(default=())
 
     def explain(self) -> list[str]:
-        """One line per matching rule, then the resolved result."""
-        lines = [m.explain() for m in self.matches]
-        if not lines:
+        """Lines per matching rule (with its clause), rules that did not
+        count and why, then the resolved result."""
+        lines = [line for m in self.matches for line in m.explain_lines()]
+        if not self.matches:
             lines.append("no rule matched")
+        lines.extend(line for m in self.discounted for line in m.explain_lines())
         summary = (
             f"=> priority {self.priority}, category {self.category}, "
             f"queue {self.queue}, route {self.route}"
@@ -240,4 +340,5 @@ class Classification:
             "route": self.route,
             "language": self.language,
             "matches": [m.to_dict() for m in self.matches],
+            "discounted": [m.to_dict() for m in self.discounted],
         }

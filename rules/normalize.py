@@ -4,7 +4,13 @@ Customers write the same word many ways: full-width (ＤＯＷＮ), upper case,
 traditional characters (系統當機), with stray spaces from OCR or IME habits
 (系 统 宕 机).  Keywords and text go through the *same* ``fold`` so a rule
 written once matches all of them.  Offsets into the original text are not
-kept: matches are reported by keyword, never by position.
+kept: matches are reported by keyword and by the folded clause they were
+found in.
+
+``fold_text`` folds a message text the same way but keeps the line breaks
+that end something (a short line, a blank line): a line break is a clause
+boundary for the context rules (negation, questions, ...), while a long line
+that was only hard-wrapped is joined to the next as before.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from functools import lru_cache
 
 import zhconv
 
-__all__ = ["fold", "is_word_char", "is_cjk_char", "to_simplified"]
+__all__ = ["fold", "fold_text", "is_word_char", "is_cjk_char", "to_simplified"]
 
 # Han ideographs (BMP + extension A + compatibility) plus kana and hangul:
 # scripts written without spaces, where keywords match as plain substrings.
@@ -77,17 +83,25 @@ def to_simplified(text: str) -> str:
     return _CJK_RUN.sub(_simplify_run, text)
 
 
+# Typographic apostrophes and quotes NFKC leaves alone: "isn’t" = "isn't".
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u2032": "'", "\u201c": '"', "\u201d": '"'})
+_HAS_QUOTE = re.compile("[\u2018\u2019\u2032\u201c\u201d]")
+
+
 def fold(text: str) -> str:
     """The one canonical form keywords and text are compared in.
 
-    NFKC (full-width -> ASCII, compatibility forms), casefold, every
-    whitespace run collapsed to one space (leading/trailing dropped), spaces
-    between CJK characters removed, traditional -> simplified.
+    NFKC (full-width -> ASCII, compatibility forms), typographic quotes ->
+    ASCII, casefold, every whitespace run collapsed to one space
+    (leading/trailing dropped), spaces between CJK characters removed,
+    traditional -> simplified.
     """
     if not text:
         return ""
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
+    if _HAS_QUOTE.search(text):
+        text = text.translate(_QUOTES)
     text = " ".join(text.casefold().split())
     if " " in text:
         text = _CJK_GAP.sub(r"\1", text)
@@ -105,3 +119,52 @@ def is_word_char(ch: str) -> bool:
     "download" is not a word hit, but "down" in "系统down了" is.
     """
     return (ch.isalnum() or ch == "_") and not _CJK_CHAR.match(ch)
+
+
+# A line at least this wide (CJK characters count twice) was probably
+# hard-wrapped by the mail client: it continues on the next line.
+WRAP_WIDTH = 60
+_CJK_WIDE = re.compile(f"[{_CJK_CLASS}\uff00-\uffef]")
+_ENDS_SENTENCE = frozenset("。！？!?；;：:…")  # (after NFKC only the ASCII ones remain)
+
+
+def _ends_unit(line: str) -> bool:
+    if line[-1] in _ENDS_SENTENCE:
+        return True
+    return len(line) + len(_CJK_WIDE.findall(line)) < WRAP_WIDTH
+
+
+def fold_text(text: str) -> str:
+    """``fold`` for message text, keeping meaningful line breaks as "\\n".
+
+    A line break ends a unit (a clause boundary) after a blank line, a line
+    ending in sentence punctuation, or a line shorter than ``WRAP_WIDTH``
+    (a log line, a form field, a signature); after a longer line it is taken
+    for a hard wrap and folded to a space, as ``fold`` does.  The folding
+    steps run once over the whole text (they never cross a line break).
+    """
+    if "\n" not in text and "\r" not in text:
+        return fold(text)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    if _HAS_QUOTE.search(text):
+        text = text.translate(_QUOTES)
+    units: list[str] = []
+    current: list[str] = []
+    for raw in text.casefold().splitlines():
+        line = " ".join(raw.split())
+        if not line:
+            if current:
+                units.append(" ".join(current))
+                current = []
+            continue
+        current.append(line)
+        if _ends_unit(line):
+            units.append(" ".join(current))
+            current = []
+    if current:
+        units.append(" ".join(current))
+    out = "\n".join(units)
+    if " " in out:
+        out = _CJK_GAP.sub(r"\1", out)
+    return to_simplified(out)

@@ -55,12 +55,12 @@ class RuleStore:
 
     @staticmethod
     def _shipped_defaults() -> RuleSet:
-        rules, errors, files = _load(default_folder())
+        rules, errors, files, lists = _load(default_folder())
         if errors:  # a packaging bug; keep running with no rules
             for err in errors:
                 log.error("shipped rule file rejected: %s", err)
             return RuleSet.empty()
-        return RuleSet(rules, files=files, folder=str(default_folder()))
+        return RuleSet(rules, files=files, folder=str(default_folder()), lists=lists)
 
     def _stat(self) -> _Signature:
         sig = []
@@ -103,7 +103,7 @@ class RuleStore:
 
     def _reload_locked(self) -> list[RuleError]:
         signature = self._stat()
-        rules, errors, files = _load(self.folder)
+        rules, errors, files, lists = _load(self.folder)
         # Remember the signature even on failure, so a broken file is
         # reported once, not every interval; fixing it changes the mtime.
         self._signature = signature
@@ -112,6 +112,6 @@ class RuleStore:
             for err in errors:
                 log.error("rule file rejected, keeping the previous rules: %s", err)
             return errors
-        self._current = RuleSet(rules, files=files, folder=str(self.folder))
+        self._current = RuleSet(rules, files=files, folder=str(self.folder), lists=lists)
         log.info("loaded %d rules from %d files in %s", len(rules), len(files), self.folder)
         return []
