@@ -720,7 +720,8 @@ class RuleSet:
         for words, except_, not_in in sources:
             if words.absent(hits):
                 continue
-            for s, e, word, whole in reversed(before):
+            # nearest first; of two ending together the longer (并没有, not 没有)
+            for s, e, word, whole in sorted(before, key=lambda sp: (-sp[1], sp[0])):
                 if not words.has(word, whole):
                     continue
                 if _distance(_from_bytes(text[e:start])) > NEGATION_WINDOW:

@@ -1,0 +1,105 @@
+"""The examples of issue 14, classified by the shipped rules as an engineer
+would, each with the explanation `casegate rules test` prints."""
+
+from __future__ import annotations
+
+import pytest
+
+from casegate.parsers.message import Address, ParsedMessage
+from casegate.rules import Classification, ClassifyInput, RuleSet, load_rules
+
+
+def make_message(subject: str, body: str) -> ParsedMessage:
+    return ParsedMessage(
+        message_id=None, in_reply_to=(), references=(), from_=Address("", "customer@example.cn"),
+        reply_to=(), to=(Address("", "service@desk.example.cn"),), cc=(), subject=subject, date=None,
+        text=body, new_text=body, html=None, attachments=(), is_auto_reply=False, is_bounce=False,
+        is_list=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def rules() -> RuleSet:
+    return load_rules()
+
+
+def classify(rules: RuleSet, subject: str, body: str, **kw: object) -> Classification:
+    return rules.classify(ClassifyInput(message=make_message(subject, body), **kw))  # type: ignore[arg-type]
+
+
+def test_a_question_that_mentions_an_outage_word_is_a_question(rules: RuleSet) -> None:
+    result = classify(rules, "", "发电机切换时会不会造成机房断电？一般要多久？")
+    assert result.priority == "P4"
+    assert "outage" not in result.tags
+    lowered = [m for m in result.matches if m.rule_priority == "P1"]
+    assert lowered and all(m.discounted == "question" and m.priority == "P4" for m in lowered)
+    assert lowered[0].clause == "发电机切换时会不会造成机房断电"
+    assert "(P1 lowered: in a question ('会不会'))" in "\n".join(result.explain())
+
+
+def test_an_explicit_negation_does_not_count(rules: RuleSet) -> None:
+    result = classify(rules, "", "邮件服务器并没有宕机，只是收信偶尔延迟几分钟")
+    assert result.priority == "P3"
+    assert not any(m.priority in ("P1", "P2") for m in result.matches)
+    negated = next(m for m in result.discounted if m.rule == "p1-outage")
+    assert (negated.discounted, negated.because, negated.clause) == ("negated", "并没有", "邮件服务器并没有宕机")
+    assert "not counted: rule p1-outage (10-severity.toml): body contains '宕机': negated ('并没有')" in result.explain()
+
+
+def test_one_machine_occasionally_is_partial(rules: RuleSet) -> None:
+    result = classify(rules, "", "前台一台电脑偶尔死机，其他都正常")
+    assert result.priority == "P3"
+    outage = next(m for m in result.matches if m.rule == "p1-outage")
+    assert outage.priority == "P3" and outage.discounted in ("single", "occasional")
+
+
+def test_an_idiom_is_not_an_outage(rules: RuleSet) -> None:
+    result = classify(rules, "", "our monthly usage went down last quarter")
+    assert result.priority == "P3"  # nothing but the configured default: no fault, no question
+    assert not any(m.priority == "P1" for m in result.matches)
+    assert any(m.keyword == "down" for m in result.discounted)
+
+
+def test_an_outage_told_by_its_business_effect(rules: RuleSet) -> None:
+    result = classify(rules, "", "三个营业厅的排队叫号机全部停了，客户都在大厅等着")
+    assert result.priority == "P1"
+    assert "outage" in result.tags
+    p1 = next(m for m in result.matches if m.priority == "P1")
+    assert p1.clause is not None and ("停了" in p1.clause or "大厅" in p1.clause)
+
+
+def test_urgent_production_line_controller_offline(rules: RuleSet) -> None:
+    result = classify(rules, "Urgent: production line controller offline", "")
+    assert result.priority == "P1"
+    assert any(m.rule == "p1-critical-fails" and m.keyword == "offline" for m in result.matches)
+
+
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        ("广告投放系统宕机", "我们的广告投放系统从早上开始宕机，所有广告都投不出去，客户在催，请马上处理。"),
+        ("Ad server down", "Our ad delivery platform is down, no campaigns are serving since 8am. Please help."),
+    ],
+)
+def test_an_ad_system_outage_is_not_dropped_as_spam(rules: RuleSet, subject: str, body: str) -> None:
+    result = classify(rules, subject, body)
+    assert (result.priority, result.route) == ("P1", "support")
+    if "广告" in subject:
+        aside = next(m for m in result.discounted if m.rule == "spam-zh")
+        assert aside.discounted == "severity"
+
+
+def test_spam_that_names_an_outage_is_still_spam(rules: RuleSet) -> None:
+    for subject, body in (
+        ("", "【XX云】告别宕机！云服务器新用户首年99元，立即抢购>> 退订回T"),
+        ("担心机房断电？", "XX牌UPS电源，工厂直销，价格优惠，全国包邮，欢迎咨询。"),
+        ("Webinar: zero downtime", "Learn how to avoid network outages. Register now. To unsubscribe, click here."),
+    ):
+        assert classify(rules, subject, body).route == "ignore", (subject, body)
+
+
+def test_the_on_call_engineer_is_not_woken_for_a_question(rules: RuleSet) -> None:
+    night = classify(rules, "", "请问服务器宕机后数据能恢复吗？", outside_working_hours=True)
+    assert "on-call" not in night.tags
+    real = classify(rules, "", "服务器宕机了，请马上处理", outside_working_hours=True)
+    assert "on-call" in real.tags and real.priority == "P1"
