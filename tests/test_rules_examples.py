@@ -103,3 +103,19 @@ def test_the_on_call_engineer_is_not_woken_for_a_question(rules: RuleSet) -> Non
     assert "on-call" not in night.tags
     real = classify(rules, "", "服务器宕机了，请马上处理", outside_working_hours=True)
     assert "on-call" in real.tags and real.priority == "P1"
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "priority"),
+    [
+        ("crash course", "Is the system crash course for new admins still scheduled for May?", "P4"),  # an idiom
+        ("话务台", "话务台的转接功能不能用了，来电只能在话务台接。", "P2"),  # 功能不能: no question 能不能
+        ("", "The UPS in rack 4 beeps every few minutes. The display says battery test failed.", "P3"),
+        ("", "One of the two power supplies in the core switch failed (amber LED).", "P2"),
+        ("Printer offline", "The printer on the 2nd floor shows offline on my laptop.", "P3"),  # one device
+        ("", "收银台的打印机都打不出小票，顾客排长队，请马上处理", "P1"),  # the business effect is not one device
+    ],
+)
+def test_words_that_look_alike(rules: RuleSet, subject: str, body: str, priority: str) -> None:
+    result = classify(rules, subject, body)
+    assert result.priority == priority, "\n".join(result.explain())
