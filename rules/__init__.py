@@ -69,8 +69,8 @@ category, queue, assignee_group, route and language = the FIRST matching
 rule that sets it (file name order, then file order) — so put specific
 rules in earlier files; tags = union of all matching rules.  Unset actions
 fall back to the caller's defaults (route "support", language detected).
-Severity beats an ignore route: when a match counts at P1-P3 (a fault),
-rules with route = "ignore" are set aside.  Each match carries the clause
+Severity beats an ignore route: when a match of a rule that sets no route
+counts at P1-P3 (a fault), rules with route = "ignore" are set aside.  Each match carries the clause
 it was found in; matches that did not count are listed in
 ``Classification.discounted`` with the reason (negated, question, past...).
 '''

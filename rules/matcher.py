@@ -49,9 +49,9 @@ __all__ = ["RuleSet", "field_values", "NEGATION_WINDOW"]
 #: negation and the keyword it negates: "并没有宕机", "did not go down",
 #: "没有出现过任何宕机".
 NEGATION_WINDOW = 6
-#: Priorities that mean "a fault": a match at one of them sets aside every
-#: rule routing to "ignore" (spam and marketing apply only to mail without
-#: a fault in it).
+#: Priorities that mean "a fault": a match at one of them, of a rule that
+#: sets no route itself (a severity rule), sets aside every rule routing to
+#: "ignore" (spam and marketing apply only to mail without a fault in it).
 FAULT_PRIORITIES = ("P1", "P2", "P3")
 #: Fields read as prose (clauses, line breaks); the others are values.
 _PROSE = ("subject", "body")
@@ -364,7 +364,8 @@ class RuleSet:
     assignee_group, route and language = the FIRST matching rule (file name
     order, then order in the file) that sets it, among matches that were not
     discounted; tags = union of those rules' tags, in rule order.  When a
-    match counts at P1-P3 (a fault), rules routing to "ignore" are set aside.
+    match of a rule that sets no route counts at P1-P3 (a fault), rules
+    routing to "ignore" are set aside.
     """
 
     def __init__(
@@ -482,7 +483,7 @@ class RuleSet:
 
         # Severity beats an ignore route: spam and marketing rules apply only
         # to mail in which no fault was found.
-        fault = next((m for _, m in matched if m.priority in FAULT_PRIORITIES), None)
+        fault = next((m for r, m in matched if m.priority in FAULT_PRIORITIES and r.actions.route is None), None)
         if fault is not None and any(r.actions.route == "ignore" for r, _ in matched):
             kept = []
             for rule, m in matched:

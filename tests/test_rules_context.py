@@ -372,3 +372,18 @@ priority = "P1"
     assert prio(rs, "客户会不会都在大厅等着？") == "P4"
     (m,) = run(rs, "前台系统打不开，客户都在等").matches
     assert m.kind == "regex" and m.clause == "客户都在等"
+
+
+def test_only_severity_rules_set_ignore_aside(tmp_path: Path) -> None:
+    rs = ruleset(tmp_path, SPAM + """
+[[rule]]
+name = "feature"
+any = ["新功能"]
+priority = "P3"
+category = "feature-request"
+route = "sales"
+""", name="05-t.toml")
+    # 05-t.toml comes first: its route would win, but the spam rule is not set aside by it
+    result = run(rs, "新功能上线，限时优惠，回复TD退订")
+    assert result.discounted == ()
+    assert [m.rule for m in result.matches] == ["feature", "spam"]
