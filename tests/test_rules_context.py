@@ -375,15 +375,12 @@ priority = "P1"
 
 
 def test_only_severity_rules_set_ignore_aside(tmp_path: Path) -> None:
-    rs = ruleset(tmp_path, SPAM + """
-[[rule]]
-name = "feature"
-any = ["新功能"]
-priority = "P3"
-category = "feature-request"
-route = "sales"
-""", name="05-t.toml")
-    # 05-t.toml comes first: its route would win, but the spam rule is not set aside by it
+    (tmp_path / "05-sales.toml").write_text(
+        '[[rule]]\nname = "feature"\nany = ["新功能"]\npriority = "P3"\n'
+        'category = "feature-request"\nroute = "sales"\n', encoding="utf-8")
+    rs = ruleset(tmp_path, SPAM)
+    # a P3 match of a rule that routes mail itself is no fault: the spam rule still counts
     result = run(rs, "新功能上线，限时优惠，回复TD退订")
     assert result.discounted == ()
     assert [m.rule for m in result.matches] == ["feature", "spam"]
+    assert (result.route, result.category) == ("sales", "feature-request")  # the first route wins, as before
