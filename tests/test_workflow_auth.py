@@ -84,9 +84,11 @@ def test_token_issued_to_another_engineer_is_refused(app, smtp_sink) -> None:
 
 
 def test_trusted_authentication_results_authorise_commands(app, smtp_sink) -> None:
+    # Authenticated submission proves the mailbox; DKIM/SPF alone prove only the
+    # domain (tests/test_staff_auth.py).
     number, _ = open_case(app, smtp_sink)
-    ar = ("mx.desk.example.cn; dkim=pass (2048-bit key) header.d=desk.example.cn header.s=sel; "
-          "spf=pass smtp.mailfrom=wang.wei@desk.example.cn")
+    ar = ("mx.desk.example.cn; auth=pass (cram-md5) smtp.auth=wang.wei@desk.example.cn; "
+          "dkim=pass (2048-bit key) header.d=desk.example.cn header.s=sel")
     raw = staff_mail(ENGINEER, "#priority P2\n#note checked logs, waiting for the vendor",
                      to=SERVICE, subject=f"Re: [{number}] 交换机故障", headers={"Authentication-Results": ar})
     app.pipeline.ingest(Inbound(raw, SOURCE))
@@ -94,7 +96,7 @@ def test_trusted_authentication_results_authorise_commands(app, smtp_sink) -> No
     assert case.priority == "P2"
     notes = [e for e in case_events(app, number) if e[0] == "note"]
     assert notes and notes[0][3] == "checked logs, waiting for the vendor"
-    assert "dkim=pass" in notes[0][4]
+    assert "smtp.auth=wang.wei@desk.example.cn" in notes[0][4]
 
 
 def test_untrusted_or_misaligned_authentication_results_are_ignored(app, smtp_sink) -> None:

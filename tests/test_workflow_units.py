@@ -144,8 +144,11 @@ def test_parse_authentication_results() -> None:
     ("other.example.cn; dkim=pass header.d=example.cn", False),
     ("mx.example.cn; dkim=pass (header.d=example.cn in a comment)", False),
 ])
-def test_authenticated_by(header: str, ok: bool) -> None:
-    assert (authenticated_by([header], "wang@example.cn", ["mx.example.cn"]) is not None) is ok
+def test_authenticated_by_domain_when_accepted(header: str, ok: bool) -> None:
+    # Domain-level proof (DKIM/SPF/DMARC) counts only with accept_domain;
+    # tests/test_auth_results.py and tests/test_staff_auth.py cover the mailbox proof.
+    assert (authenticated_by([header], "wang@example.cn", ["mx.example.cn"], accept_domain=True) is not None) is ok
+    assert authenticated_by([header], "wang@example.cn", ["mx.example.cn"]) is None
 
 
 def test_no_trusted_ids_means_nothing_is_trusted() -> None:

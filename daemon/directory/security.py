@@ -8,12 +8,17 @@
     # neither: a random secret is generated once into <data_dir>/secret.key (0600)
     token_length = 12                    # base32 characters in reply addresses (>= 10)
     # authserv-ids whose Authentication-Results headers we believe. Only list
-    # your own border MTA, and make sure it strips foreign headers with that id.
+    # your own MTAs, and make sure they strip foreign headers with those ids.
     trusted_authserv_ids = ["mx.example.com"]
+    # A bare SMTP AUTH user name ("wang.wei") in smtp.auth means wang.wei@<this>.
+    auth_user_domain = "example.com"
+    # Accept DKIM/SPF/DMARC passes for the staff member's domain as proof
+    # (they prove the domain, not the mailbox: anyone there can act as staff).
+    accept_domain_authentication = false
 
 Rotating the secret invalidates every reply address already sent: replies
 to old notifications then thread by subject/References only and their
-commands need Authentication-Results.
+commands need Authentication-Results (daemon/directory/auth_results.py).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config, ConfigError, build_section, read_secret
+from .auth_results import is_domain
 from .reply_address import MIN_TOKEN_LENGTH
 
 SECRET_FILE_NAME = "secret.key"
@@ -35,6 +41,8 @@ class SecurityConfig:
     secret_file: str | None = None
     token_length: int = 12
     trusted_authserv_ids: tuple[str, ...] = ()
+    auth_user_domain: str | None = None
+    accept_domain_authentication: bool = False
 
     @classmethod
     def from_config(cls, config: Config) -> "SecurityConfig":
@@ -42,6 +50,9 @@ class SecurityConfig:
         sec = build_section(cls, config.extra.get("security", {}), f"{file}: security")
         if not MIN_TOKEN_LENGTH <= sec.token_length <= 52:
             raise ConfigError(f"{file}: security.token_length: expected {MIN_TOKEN_LENGTH}..52, got {sec.token_length}")
+        if sec.auth_user_domain is not None and not is_domain(sec.auth_user_domain):
+            raise ConfigError(f"{file}: security.auth_user_domain: expected a mail domain such as "
+                              f"\"example.com\", got {sec.auth_user_domain!r}")
         return sec
 
 

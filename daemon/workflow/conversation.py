@@ -41,7 +41,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from . import commands as cmdlib
-from ..directory.auth_results import authenticated_by
+from ..directory.auth_results import header_values, verify_sender
 from ..directory.reply_address import ReplyAddressSigner
 from ..directory.security import SecurityConfig
 from ..directory.roles import CUSTOMER_TEXT, STAFF, THIRD_PARTY, may
@@ -259,8 +259,9 @@ class Workflow:
 
     # ------------------------------------------------------------ staff replies
 
-    def prove(self, parsed: ParsedMessage, member: StaffMember, case: Case) -> Proof:
-        """Did ``member`` really send this? (signed reply address or trusted A-R)."""
+    def prove(self, parsed: ParsedMessage, member: StaffMember, case: Case, raw: bytes | None = None) -> Proof:
+        """Did ``member`` really send this? (signed reply address, or a trusted
+        Authentication-Results header at the top that proves the mailbox)."""
         refusal = ""
         for found in self.signer.find(parsed):
             if self.signer.verify(found, member.email):
@@ -269,20 +270,23 @@ class Workflow:
                 refusal = f"reply address {found.address} belongs to case {found.case_number}"
             else:
                 refusal = f"reply address {found.address} does not verify for {member.email} (tampered or issued to someone else)"
-        auth = authenticated_by(parsed.header_all("Authentication-Results"), member.email,
-                                self.security.trusted_authserv_ids)
-        if auth is not None:
-            return Proof(True, auth)
+        # From the raw bytes: parsed headers are RFC 2047-decoded, and an encoded
+        # word in a value the sender controls would decode into "; auth=pass ...".
+        verdict = verify_sender(header_values(raw) if raw else [], member.email,
+                                self.security.trusted_authserv_ids,
+                                accept_domain=self.security.accept_domain_authentication,
+                                user_domain=self.security.auth_user_domain)
+        if verdict.proven:
+            return Proof(True, verdict.how)
         if not refusal:
-            refusal = ("sender not proven: no reply address issued to it and no "
-                       "Authentication-Results pass from a trusted authserv-id")
+            refusal = f"sender not proven: no reply address issued to it, and {verdict.how}"
         return Proof(False, refusal)
 
     def staff_reply(self, session: Session, case: Case, message: Message, parsed: ParsedMessage,
                     member: StaffMember, now: datetime) -> None:
         message.direction = "internal"  # staff mail is never part of the public history
         parsed_cmds = cmdlib.parse(parsed.new_text or parsed.text)
-        proof = self.prove(parsed, member, case)
+        proof = self.prove(parsed, member, case, message.raw)
         actor = member.email
         if not proof.ok:
             if parsed_cmds.any:
