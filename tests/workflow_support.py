@@ -85,7 +85,7 @@ def load(app: App, number: str):
         return case
 
 
-def open_case(app: App, sink: Any, subject: str = "交换机故障", body: str = "核心交换机端口全部掉线。",
+def open_case(app: App, sink: Any, subject: str = "交换机故障", body: str = "三楼一台交换机的一个端口偶尔掉线，其他都正常。",
               sender: str = CUSTOMER, **kw: Any) -> tuple[str, EmailMessage]:
     """A customer mail opens a case; returns (case number, engineer notification)."""
     from helpers import mail
