@@ -119,3 +119,25 @@ def test_the_on_call_engineer_is_not_woken_for_a_question(rules: RuleSet) -> Non
 def test_words_that_look_alike(rules: RuleSet, subject: str, body: str, priority: str) -> None:
     result = classify(rules, subject, body)
     assert result.priority == priority, "\n".join(result.explain())
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "priority", "category"),
+    [
+        ("", "Hi, none of our 40 users can reach the mail server this morning. Please help!", "P1", "general"),
+        ("", "All calls to our hotline fail with a fast busy signal since 10:05.", "P1", "general"),
+        ("", "我们医院的挂号系统进不去了，门诊大厅已经排满了人", "P1", "general"),
+        ("", "Our website traffic went down after the redesign. Anything in the logs?", "P4", "general"),
+        ("", "这个系统的新界面真让人崩溃，找个菜单要点半天。", "P3", "general"),
+        ("", "总经理办公室的话机屏幕显示乱码，通话功能正常。", "P3", "general"),  # 的话 in 的话机: no condition
+        ("", "酒店的电话全部打不出去，客人投诉不断", "P1", "general"),  # guests complain: no complaint about us
+        ("Scheduled downtime", "The ERP will be unavailable on Saturday for the scheduled patch installation.",
+         "P3", "general"),  # an announced installation is a notice
+        ("", "麻烦帮忙把李明的分机号从8012改成8020。", "P4", "general"),
+    ],
+)
+def test_vocabulary_found_by_the_second_held_out_set(
+    rules: RuleSet, subject: str, body: str, priority: str, category: str
+) -> None:
+    result = classify(rules, subject, body)
+    assert (result.priority, result.category) == (priority, category), "\n".join(result.explain())
