@@ -27,7 +27,8 @@ from imapclient.exceptions import LoginError
 from sqlalchemy import func, select
 
 from casegate.daemon.runtime.app import App
-from casegate.daemon.runtime.source_state import SourceStatus
+from casegate.daemon.runtime.runner import source_loop
+from casegate.daemon.sources.status import SourceStatus
 from casegate.daemon.sources.imap import ImapSource
 from casegate.storage.models import Case, SourceState
 from helpers import make_app, mail
@@ -134,7 +135,7 @@ def ingest_one_via(src: ImapSource, app: App, user: DovecotUser) -> None:
     try:
         assert src.drain() == 1
     finally:
-        src._disconnect()
+        src.release()
     assert user.count("INBOX") == 0 and user.count("Processed") == 1
     assert case_count(app) == 1
 
@@ -216,8 +217,8 @@ def test_rejected_token_is_logged_retried_and_recovers(tmp_path, oauth_user, idp
     app, src, results = imap_source(tmp_path, user, auth="xoauth2", oauth_token_file=str(token_file),
                                     poll_interval="1s")
     caplog.set_level(logging.INFO, logger="casegate.source.imap")
-    worker = threading.Thread(target=src.run, name="imap-source", daemon=True)
-    worker.start()
+    loop = source_loop(src)
+    worker = loop.start()
     try:
         wait_until(lambda: any("login failed" in r.getMessage() for r in caplog.records), timeout=15,
                    what="login failed logged")
@@ -235,7 +236,7 @@ def test_rejected_token_is_logged_retried_and_recovers(tmp_path, oauth_user, idp
         wait_until(lambda: any("recovered" in r.getMessage() for r in caplog.records), timeout=5,
                    what="recovered logged")
     finally:
-        src.stop.set()
+        loop.stop()
         worker.join(timeout=15)
         app.close()
     assert not worker.is_alive()
@@ -271,7 +272,7 @@ def test_uidvalidity_change_between_sessions(tmp_path, dovecot_user, caplog) -> 
         src.client = src.connect()
         old_validity = src._uidvalidity
         assert src.drain() == 2
-        src._disconnect()
+        src.release()
         assert [r.outcome for r in results] == ["new", "new"]
         assert user.count("Support") == 0 and user.count("Processed") == 2
 
@@ -289,9 +290,9 @@ def test_uidvalidity_change_between_sessions(tmp_path, dovecot_user, caplog) -> 
         assert src._uidvalidity != old_validity
         assert src.drain() == 2
         assert src.drain() == 0
-        src._disconnect()
+        src.release()
     finally:
-        src._disconnect()
+        src.release()
     try:
         warnings = [r for r in caplog.records if "UIDVALIDITY changed" in r.getMessage()]
         assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
@@ -324,8 +325,8 @@ def test_uidvalidity_change_seen_by_the_running_loop(tmp_path, dovecot_user, cap
     app, src, results = imap_source(tmp_path, user, password_file=str(tmp_path / "imap.pw"), folder="Support",
                                     poll_interval="1s")
     caplog.set_level(logging.INFO, logger="casegate.source.imap")
-    worker = threading.Thread(target=src.run, name="imap-source", daemon=True)
-    worker.start()
+    loop = source_loop(src)
+    worker = loop.start()
     try:
         wait_until(lambda: user.count("Processed") == 1, timeout=15, what="first ingested")
         old_validity = src._uidvalidity
@@ -342,7 +343,7 @@ def test_uidvalidity_change_seen_by_the_running_loop(tmp_path, dovecot_user, cap
         wait_until(lambda: any("UIDVALIDITY changed" in r.getMessage() for r in caplog.records), timeout=5,
                    what="UIDVALIDITY warning")
     finally:
-        src.stop.set()
+        loop.stop()
         worker.join(timeout=15)
     try:
         assert not worker.is_alive()

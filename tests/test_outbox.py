@@ -116,7 +116,7 @@ def test_crash_after_maildir_write_does_not_write_twice(tmp_path: Path) -> None:
     app = App(make_config(tmp_path), clock=clock)
     app.pipeline.ingest(Inbound(mail(), SRC))
     # a worker claims and writes the file, then "dies" before recording it
-    batch = app.outbox._claim(10)
+    batch = app.outbox.claim(10)
     app.outbox.transport.deliver(batch)
     assert rows(app)[0].state == "sending"
     # after the lease runs out, the next worker finds the file already there
@@ -130,7 +130,7 @@ def test_leases_of_a_dead_process_on_this_host_are_released_at_start(tmp_path: P
     clock = Clock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
     app = App(make_config(tmp_path), clock=clock)
     app.pipeline.ingest(Inbound(mail(), SRC))
-    app.outbox._claim(10)
+    app.outbox.claim(10)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     with app.db.transaction() as s:

@@ -7,7 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-from casegate.daemon.runtime.parse_pool import MIN_POOL_BATCH, ParsePool
+from casegate.daemon.sources.parse_pool import MIN_POOL_BATCH, ParsePool
 from casegate.daemon.stages.intake import parse_outcome
 
 DATA = Path(__file__).parent / "data" / "mail"

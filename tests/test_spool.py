@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import func, select
 
 from casegate.daemon.runtime.app import App
+from casegate.daemon.runtime.runner import source_loop
 from casegate.daemon.stages.context import IngestResult
-from casegate.daemon.runtime.source_state import SourceStatus
+from casegate.daemon.sources.status import SourceStatus
 from casegate.daemon.sources import spool as spool_mod
 from casegate.daemon.sources.spool import ORPHAN_SIDECAR_AGE, SpoolSource, check_document
 from casegate.storage import repository as repo
@@ -277,17 +278,15 @@ def test_check_document() -> None:
 
 
 def test_run_loop_stops_on_the_event(tmp_path: Path) -> None:
-    import threading
-
     app = spool_app(tmp_path, FakeOcr(OUTAGE))
     drop(app, "fax9.tif", render_tiff_or_fake())
     src = source(app)
-    thread = threading.Thread(target=src.run)
-    thread.start()
+    loop = source_loop(src)
+    thread = loop.start()
     deadline = time.monotonic() + 10
     while not (spool_dir(app) / "done" / "fax9.tif").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    src.stop.set()
+    loop.stop()
     thread.join(5)
     assert not thread.is_alive()
     assert (spool_dir(app) / "done" / "fax9.tif").exists()

@@ -11,7 +11,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from casegate.daemon.runtime.source_state import SourceStatus
+from casegate.daemon.sources.status import SourceStatus
 from casegate.daemon.sources.imap import ImapSource
 from helpers import mail
 from workflow_support import (
@@ -123,5 +123,5 @@ def test_full_conversation_by_email_through_dovecot(tmp_path, dovecot_user, smtp
         # Every one of the four mails was moved out of the inbox.
         assert dovecot_user.count("INBOX") == 0 and dovecot_user.count("Processed") == 4
     finally:
-        source._disconnect()  # noqa: SLF001
+        source.release()
         app.close()

@@ -36,7 +36,7 @@ from ..timekeeping.settings import SchedulerConfig
 from ..workflow.conversation import Workflow
 from .mailer import make_transport
 from .outbox import OutboxWorker
-from .parse_pool import ParsePool
+from ..sources.parse_pool import ParsePool
 from ...rules import RuleStore, default_folder
 from ...storage.blobs import BlobStore
 from ...storage.db import Database

@@ -18,17 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..config import OutgoingConfig, read_secret
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """What a transport needs of an outbox row."""
-
-    id: int
-    message_id: str
-    mail_from: str
-    rcpt_to: tuple[str, ...]
-    raw: bytes
+from ...storage.outbox import Outgoing
 
 
 @dataclass(frozen=True)

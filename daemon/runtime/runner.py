@@ -1,11 +1,14 @@
-"""`casegate run`: one asyncio process running every source and the outbox.
+"""`casegate run`: one process running every source, the outbox and the sweeps.
 
-Blocking clients (imapclient, smtplib, the database) run in worker threads
-started from the loop; the SMTP/LMTP listeners are aiosmtpd servers in the
-loop itself. SIGTERM/SIGINT stop cleanly: listeners close, IMAP loops finish
-the batch in hand, and the process exits 0 within ``STOP_TIMEOUT``. SIGHUP
-re-reads the configuration and applies what is safe to change live (log
-level, outgoing relay); source changes need a restart and are logged.
+Every loop is a ``Periodic`` (runtime/periodic.py) in a thread of its own:
+the IMAP and spool sources, the outbox sender (woken as soon as a source has
+committed), the rule-folder check, the systemd watchdog and the SLA sweeps.
+The SMTP/LMTP listeners are aiosmtpd servers in the asyncio loop, which also
+takes the signals. SIGTERM/SIGINT stop cleanly: listeners close, each loop
+finishes the step in hand (an IMAP batch is stored and moved) and the
+process exits 0 within ``STOP_TIMEOUT``. SIGHUP re-reads the configuration
+and applies what is safe to change live (log level, outgoing relay); source
+changes need a restart and are logged.
 """
 
 from __future__ import annotations
@@ -13,28 +16,56 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from dataclasses import replace
+from datetime import timezone
+
+from apscheduler.triggers.interval import IntervalTrigger
 
 from . import systemd
 from .app import App
-from ..config import Config, ConfigError, ImapSourceConfig, SmtpSourceConfig, SpoolSourceConfig, load_config
 from .mailer import make_transport
-from ..stages.context import IngestResult
-from ..timekeeping.scheduler import start as start_scheduler
-from .source_state import SourceStatus
+from .periodic import Every, OnTrigger, Periodic
+from ..config import (
+    Config,
+    ConfigError,
+    ImapSourceConfig,
+    SmtpSourceConfig,
+    SourceConfig,
+    load_config,
+)
 from ..sources.imap import ImapSource
 from ..sources.smtp import start_listener
-from ...storage.db import DatabaseUnavailable
+from ..sources.spool import SpoolSource
+from ..sources.status import SourceStatus
+from ..stages.context import IngestResult
 
 log = logging.getLogger("casegate.daemon")
+sweeps_log = logging.getLogger("casegate.scheduler")
 
 STOP_TIMEOUT = 20.0
 EMBEDDED_LISTENER = SmtpSourceConfig(name="smtp-local", kind="smtp", host="127.0.0.1", port=2525)
 
 
-def effective_sources(config: Config) -> tuple:
+def effective_sources(config: Config) -> tuple[SourceConfig, ...]:
     """The configured sources, or the embedded SMTP listener when there are none."""
     return config.sources or (EMBEDDED_LISTENER,)
+
+
+def source_loop(source: ImapSource | SpoolSource) -> Periodic:
+    """The loop of a source that fetches: its step, reconnect backoff and outage report."""
+    cfg = source.cfg
+    return Periodic(
+        f"source={cfg.name}", source.step, Every(cfg.poll_interval.total_seconds()),
+        log=logging.getLogger(f"casegate.source.{cfg.kind}"), stop=source.stop,
+        explain=source.explain, health=source.status, release=source.release,
+    )
+
+
+def join_all(loops: list[Periodic], timeout: float) -> list[str]:
+    """Wait for the loops' threads, ``timeout`` seconds in all; the labels still running."""
+    deadline = time.monotonic() + timeout
+    return [p.label for p in loops if not p.join(max(0.0, deadline - time.monotonic()))]
 
 
 class Daemon:
@@ -42,29 +73,88 @@ class Daemon:
         self.config = config
         self.config_arg = config_arg
         self.app = App(config)
-        self.stop_event = asyncio.Event()
-        self.outbox_wake = asyncio.Event()
-        self.loop: asyncio.AbstractEventLoop | None = None
-        # Sources that run a blocking loop in a worker thread (IMAP, spool):
-        # each has a ``stop`` event and a ``run()`` method.
-        self.thread_sources: list = []
+        self.stopped = asyncio.Event()
         self.servers: list[asyncio.AbstractServer] = []
-        self.threads: list[asyncio.Future] = []
         self.statuses: list[SourceStatus] = []
-        self.extra_tasks: list = []  # coroutine functions started with the daemon (scheduler)
+        self.sender = Periodic("outbox", self.send_outbox, Every(config.outgoing.poll_interval.total_seconds()),
+                               log=logging.getLogger("casegate.outbox"))
+        self.loops: list[Periodic] = [self.sender]
 
-    # ------------------------------------------------------------ callbacks
+    # ------------------------------------------------------------ steps
+
+    def send_outbox(self) -> bool:
+        report = self.app.outbox.send_due()
+        if report.sent or report.failed or report.retried:
+            log.info("outbox %s", report)
+        return False
+
+    def check_rules(self) -> bool:
+        """Look at the rule folder even while no mail arrives, so an admin's
+        edit is loaded (or its file:line error logged) within a second, not
+        only when the next message happens to be classified."""
+        self.app.rules.current()  # never raises; reloads when the files changed
+        return False
+
+    def sweep(self) -> bool:
+        """The SLA sweeps: due timers become notices (daemon/timekeeping/scheduler.py)."""
+        report = self.app.sweep(self.app.clock())
+        if report.total or report.failed:
+            sweeps_log.info("sweep: %s", report)
+            self.sender.wake()
+        return False
 
     def _on_ingested(self, results: list[IngestResult]) -> None:
-        """Called from source threads after a commit: wake the outbox now."""
-        if self.loop is not None and results:
-            self.loop.call_soon_threadsafe(self.outbox_wake.set)
+        """Called by the sources after a commit: send the acknowledgements now."""
+        if results:
+            self.sender.wake()
+
+    # ------------------------------------------------------------ loops
+
+    async def _start_sources(self) -> None:
+        app = self.app
+        for src in effective_sources(self.config):
+            status = SourceStatus(app.db, src.name, src.kind, app.clock)
+            self.statuses.append(status)
+            if isinstance(src, SmtpSourceConfig):
+                self.servers.append(await start_listener(src, self.config.service, app.pipeline, status,
+                                                         self._on_ingested, app.clock))
+            elif isinstance(src, ImapSourceConfig):
+                self.loops.append(source_loop(ImapSource(src, app.pipeline, status, self._on_ingested,
+                                                         parse_pool=app.parse_pool, clock=app.clock)))
+            else:
+                self.loops.append(source_loop(SpoolSource(src, self.config, app.pipeline, status,
+                                                          self._on_ingested)))
+
+    def _watchdog_loop(self, every: float) -> Periodic:
+        event_loop = asyncio.get_running_loop()
+
+        def ping() -> bool:
+            # Pinged from the event loop: while the loop is stuck, no ping goes out.
+            event_loop.call_soon_threadsafe(systemd.notify, "WATCHDOG=1")
+            return False
+
+        return Periodic("watchdog", ping, Every(every), log=log)
+
+    def _sweeps_loop(self) -> Periodic | None:
+        settings = self.app.desk.settings
+        if not settings.enabled:
+            sweeps_log.info("scheduler disabled by configuration")
+            return None
+        trigger = IntervalTrigger(seconds=settings.interval.total_seconds(), start_date=self.app.clock(),
+                                  timezone=timezone.utc)
+        cadence = OnTrigger(trigger, settings.misfire_grace, self.app.clock, sweeps_log, "sweeps")
+        sweeps_log.info("scheduler running: sweeps every %s", settings.interval)
+        return Periodic("sweeps", self.sweep, cadence, log=sweeps_log)
+
+    # ------------------------------------------------------------ signals
 
     def request_stop(self) -> None:
-        if not self.stop_event.is_set():
+        if not self.stopped.is_set():
             log.info("stopping: finishing the work in hand")
             systemd.notify("STOPPING=1")
-            self.stop_event.set()
+            self.stopped.set()
+        for loop in self.loops:
+            loop.stop()
 
     def reload(self) -> None:
         try:
@@ -82,99 +172,44 @@ class Daemon:
         self.config = replace(self.config, logging=new.logging, outgoing=new.outgoing)
         log.info("configuration reloaded")
 
-    # ------------------------------------------------------------ tasks
-
-    async def _outbox_loop(self) -> None:
-        interval = self.config.outgoing.poll_interval.total_seconds()
-        last_error = None
-        while not self.stop_event.is_set():
-            try:
-                report = await asyncio.to_thread(self.app.outbox.send_due)
-                if report.sent or report.failed or report.retried:
-                    log.info("outbox %s", report)
-                last_error = None
-            except DatabaseUnavailable as exc:
-                if str(exc) != last_error:
-                    log.error("outbox: database unavailable: %s", exc)
-                last_error = str(exc)
-            except Exception:
-                log.exception("outbox worker error")
-            self.outbox_wake.clear()
-            try:
-                await asyncio.wait_for(self.outbox_wake.wait(), timeout=interval)
-            except TimeoutError:
-                pass
-
-    async def _rules_loop(self) -> None:
-        """Look at the rule folder even while no mail arrives, so an admin's
-        edit is loaded (or its file:line error logged) within a second, not
-        only when the next message happens to be classified."""
-        rules = self.app.rules
-        while not self.stop_event.is_set():
-            try:
-                await asyncio.wait_for(self.stop_event.wait(), timeout=max(rules.check_interval, 0.1))
-            except TimeoutError:
-                await asyncio.to_thread(rules.current)  # never raises; reloads when the files changed
-
-    async def _watchdog_loop(self, every: float) -> None:
-        while not self.stop_event.is_set():
-            systemd.notify("WATCHDOG=1")
-            try:
-                await asyncio.wait_for(self.stop_event.wait(), timeout=every)
-            except TimeoutError:
-                pass
-
-    async def _start_sources(self) -> None:
-        for src in effective_sources(self.config):
-            status = SourceStatus(self.app.db, src.name, src.kind, self.app.clock)
-            self.statuses.append(status)
-            if isinstance(src, ImapSourceConfig):
-                imap = ImapSource(src, self.app.pipeline, status, self._on_ingested, parse_pool=self.app.parse_pool)
-                self.thread_sources.append(imap)
-                self.threads.append(asyncio.ensure_future(asyncio.to_thread(imap.run)))
-            elif isinstance(src, SmtpSourceConfig):
-                self.servers.append(await start_listener(src, self.config.service, self.app.pipeline, status, self._on_ingested))
-            elif isinstance(src, SpoolSourceConfig):
-                from ..sources.spool import SpoolSource
-
-                spool = SpoolSource(src, self.config, self.app.pipeline, status, self._on_ingested)
-                self.thread_sources.append(spool)
-                self.threads.append(asyncio.ensure_future(asyncio.to_thread(spool.run)))
+    # ------------------------------------------------------------ run
 
     async def run(self) -> int:
-        self.loop = asyncio.get_running_loop()
+        event_loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            self.loop.add_signal_handler(sig, self.request_stop)
-        self.loop.add_signal_handler(signal.SIGHUP, self.reload)
+            event_loop.add_signal_handler(sig, self.request_stop)
+        event_loop.add_signal_handler(signal.SIGHUP, self.reload)
         await asyncio.to_thread(self.app.outbox.recover)
         await self._start_sources()
-        tasks = [asyncio.create_task(self._outbox_loop()), asyncio.create_task(self._rules_loop())]
+        self.loops.append(Periodic("rules", self.check_rules, Every(max(self.app.rules.check_interval, 0.1)),
+                                   log=logging.getLogger("casegate.rules")))
         every = systemd.watchdog_interval()
         if every:
-            tasks.append(asyncio.create_task(self._watchdog_loop(every)))
-        for start in self.extra_tasks:
-            tasks.append(asyncio.create_task(start(self)))
+            self.loops.append(self._watchdog_loop(every))
+        sweeps = self._sweeps_loop()
+        if sweeps is not None:
+            self.loops.append(sweeps)
+        for loop in self.loops:
+            loop.start()
         names = ", ".join(f"{s.name}({s.kind})" for s in effective_sources(self.config))
         log.info("casegate running: sources %s; database %s; outgoing %s",
                  names, self.app.db.safe_url, self.config.outgoing.transport)
         systemd.notify("READY=1\nSTATUS=running")
-        await self.stop_event.wait()
-        await self._shutdown(tasks)
+        await self.stopped.wait()
+        await self._shutdown()
         return 0
 
-    async def _shutdown(self, tasks: list[asyncio.Task]) -> None:
+    async def _shutdown(self) -> None:
         for server in self.servers:
             server.close()
-        for src in self.thread_sources:
-            src.stop.set()
-        waiters = [*(s.wait_closed() for s in self.servers), *self.threads]
-        if waiters:
-            done, pending = await asyncio.wait([asyncio.ensure_future(w) for w in waiters], timeout=STOP_TIMEOUT)
-            if pending:
-                log.warning("%d source(s) did not stop within %.0f s", len(pending), STOP_TIMEOUT)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for loop in self.loops:
+            loop.stop()
+        closing = [asyncio.ensure_future(server.wait_closed()) for server in self.servers]
+        running = await asyncio.to_thread(join_all, self.loops, STOP_TIMEOUT)
+        if closing:
+            await asyncio.wait(closing, timeout=STOP_TIMEOUT)
+        if running:
+            log.warning("did not stop within %.0f s: %s", STOP_TIMEOUT, ", ".join(running))
         for status in self.statuses:
             status.flush()
         self.app.close()
@@ -182,7 +217,4 @@ class Daemon:
 
 
 def run_daemon(config: Config, config_arg: str | None) -> int:
-    daemon = Daemon(config, config_arg)
-    daemon.extra_tasks.append(start_scheduler)  # SLA sweeps (daemon/timekeeping/scheduler.py)
-    return asyncio.run(daemon.run())
-
+    return asyncio.run(Daemon(config, config_arg).run())

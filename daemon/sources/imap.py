@@ -14,52 +14,43 @@ never finished (the process died), so it is retried alone; after
 ``failed_folder`` without being ingested again. The keywords live on the
 server, so this survives restarts without a table of UIDs.
 
-imapclient is blocking, so the loop runs in a worker thread; ``stop`` is a
-threading.Event checked between steps and during IDLE.
+The source is one step of a loop (``step``: connect when needed, drain,
+then wait in IDLE); the daemon runs it as a ``runtime.periodic.Periodic``,
+which owns reconnecting with backoff and reporting an outage. imapclient is
+blocking, so that loop has a thread of its own; ``stop`` is the loop's
+threading.Event, checked between batches and during IDLE.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import shlex
-import socket
 import ssl
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from ..clock import utcnow
 from ..config import ImapSourceConfig, read_secret
-from ..runtime.faults import fault_point
 from ..inbound import Inbound, Source
-from ..runtime.parse_pool import ParsePool
 from ..stages.context import IngestResult
 from ..stages.pipeline import Pipeline
-from ..runtime.source_state import SourceStatus
+from .faults import fault_point
+from .parse_pool import ParsePool, Parsing
+from .status import SourceStatus
 from ...storage.db import DatabaseUnavailable
 
 log = logging.getLogger("casegate.source.imap")
 
 TRY_PREFIX = "$CasegateTry"
-BACKOFF_MAX = 300.0
-
-
-class SourceStopped(Exception):
-    """The stop event was set while waiting."""
-
-
-@dataclass
-class _Batch:
-    """Fetched messages whose parsing is under way in the parse pool."""
-
-    msgs: list["FetchedMessage"]
-    parsing: object  # a Future of the parse outcomes
 
 
 @dataclass
@@ -67,6 +58,15 @@ class FetchedMessage:
     uid: int
     raw: bytes
     attempts: int  # finished-less attempts recorded on the server so far
+
+
+@dataclass
+class _Batch:
+    """Fetched messages whose parsing is under way in the parse pool."""
+
+    msgs: list[FetchedMessage]
+    parsing: Parsing
+    received_at: datetime
 
 
 def _attempts(flags: tuple[bytes, ...]) -> int:
@@ -90,6 +90,8 @@ class ImapSource:
         on_ingested: Callable[[list[IngestResult]], None] = lambda results: None,
         *,
         parse_pool: ParsePool | None = None,
+        stop: threading.Event | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.cfg = cfg
         self.pipeline = pipeline
@@ -99,7 +101,8 @@ class ImapSource:
         self.status = status
         self.on_ingested = on_ingested
         self.source = Source(cfg.name, "fax" if cfg.fax else "imap")
-        self.stop = threading.Event()
+        self.stop = stop if stop is not None else threading.Event()
+        self.clock = clock
         self.client: imapclient.IMAPClient | None = None
         self._has_move = False
         self._uidvalidity: int | None = None
@@ -149,7 +152,7 @@ class ImapSource:
         log.info("source=%s connected to %s:%s folder=%s move=%s", cfg.name, cfg.host, cfg.port, cfg.folder, self._has_move)
         return client
 
-    def _note_uidvalidity(self, select_info: dict) -> None:
+    def _note_uidvalidity(self, select_info: dict[bytes, Any]) -> None:
         uidvalidity = int(select_info.get(b"UIDVALIDITY", 0))
         if self._uidvalidity is not None and uidvalidity != self._uidvalidity:
             # Nothing we keep depends on UIDs across sessions (the folder is
@@ -159,7 +162,8 @@ class ImapSource:
                         self.cfg.name, self._uidvalidity, uidvalidity)
         self._uidvalidity = uidvalidity
 
-    def _disconnect(self) -> None:
+    def release(self) -> None:
+        """Log out and drop the connection (after a failed step, and when the loop ends)."""
         client, self.client = self.client, None
         if client is None:
             return
@@ -171,60 +175,32 @@ class ImapSource:
             except Exception:
                 pass
 
-    # ------------------------------------------------------------ main loop
+    # ------------------------------------------------------------ one step
 
-    def run(self) -> None:
-        """Until ``stop`` is set: connect, drain, wait; reconnect with backoff."""
-        backoff = 1.0
-        last_error = None
-        while not self.stop.is_set():
-            try:
-                self.client = self.connect()
-                backoff = 1.0
-                if last_error is not None:
-                    log.info("source=%s recovered", self.cfg.name)
-                    last_error = None
-                while not self.stop.is_set():
-                    drained = self.drain()
-                    if drained:
-                        continue
-                    self.wait_for_mail()
-            except SourceStopped:
-                break
-            except DatabaseUnavailable as exc:
-                last_error = self._failed(f"database unavailable: {exc}", last_error)
-            except LoginError as exc:
-                last_error = self._failed(f"login failed for {self.cfg.user}: {exc}", last_error)
-            except (IMAPClientError, OSError, socket.timeout, ssl.SSLError, subprocess.SubprocessError) as exc:
-                last_error = self._failed(f"{type(exc).__name__}: {exc}", last_error)
-            except Exception as exc:  # never let one source take the daemon down
-                log.exception("source=%s unexpected error", self.cfg.name)
-                last_error = self._failed(f"{type(exc).__name__}: {exc}", last_error)
-            self._disconnect()
-            if self.stop.is_set():
-                break
-            delay = backoff * (0.75 + random.random() / 2)
-            self.stop.wait(delay)
-            backoff = min(backoff * 2, BACKOFF_MAX)
-        self._disconnect()
+    def step(self) -> bool:
+        """Connect when not connected, take what is in the folder, then wait
+        for more (IDLE); True when the next step should follow at once."""
+        if self.client is None:
+            self.client = self.connect()
+        if self.drain():
+            return True
+        return self.wait_for_mail()
 
-    def _failed(self, message: str, last_error: str | None) -> str:
-        # An outage is logged once at ERROR, then quietly retried.
-        if message != last_error:
-            log.error("source=%s %s (retrying with backoff)", self.cfg.name, message)
-        else:
-            log.debug("source=%s still failing: %s", self.cfg.name, message)
-        self.status.error(message)
-        return message
+    def explain(self, exc: Exception) -> str | None:
+        """The message of a failure this source expects; None for a surprise."""
+        if isinstance(exc, LoginError):
+            return f"login failed for {self.cfg.user}: {exc}"
+        if isinstance(exc, (IMAPClientError, subprocess.SubprocessError)):
+            return f"{type(exc).__name__}: {exc}"
+        return None
 
-    def wait_for_mail(self) -> None:
+    def wait_for_mail(self) -> bool:
+        """Wait in IDLE until the server announces mail (or the IDLE is renewed);
+        False when the server cannot IDLE: the loop polls at ``poll_interval``."""
         client = self.client
         assert client is not None
-        idle_ok = self.cfg.idle and b"IDLE" in client.capabilities()
-        if not idle_ok:
-            if self.stop.wait(self.cfg.poll_interval.total_seconds()):
-                raise SourceStopped()
-            return
+        if not (self.cfg.idle and b"IDLE" in client.capabilities()):
+            return False
         client.idle()
         try:
             deadline = time.monotonic() + self.cfg.idle_timeout.total_seconds()
@@ -242,8 +218,7 @@ class ImapSource:
                     break
         finally:
             client.idle_done()
-        if self.stop.is_set():
-            raise SourceStopped()
+        return True
 
     # ------------------------------------------------------------ one pass
 
@@ -313,7 +288,7 @@ class ImapSource:
     def _begin(self, msgs: list[FetchedMessage]) -> _Batch:
         """Record the attempt on the server, then start parsing."""
         self._mark_attempt(msgs)
-        return _Batch(msgs, self.parse_pool.submit([m.raw for m in msgs]))
+        return _Batch(msgs, self.parse_pool.submit([m.raw for m in msgs]), self.clock())
 
     def _finish(self, batch: _Batch) -> int:
         """Store a batch, then move its messages out of the folder."""
@@ -322,7 +297,8 @@ class ImapSource:
         fault_point("imap.ingest", b"".join(raws))
         parsed = self.parse_pool.results(batch.parsing, raws)
         try:
-            results = self.pipeline.ingest_batch([Inbound(raw, self.source) for raw in raws], parsed)
+            results = self.pipeline.ingest_batch(
+                [Inbound(raw, self.source, received_at=batch.received_at) for raw in raws], parsed)
         except DatabaseUnavailable:
             # Not the messages' fault: take the attempt back.
             self._unmark_attempt(msgs)
@@ -351,7 +327,7 @@ class ImapSource:
 
     def _give_up(self, msg: FetchedMessage) -> None:
         reason = f"gave up after {msg.attempts} unfinished attempts (the process died while ingesting it)"
-        self.pipeline.quarantine(Inbound(msg.raw, self.source), reason)
+        self.pipeline.quarantine(Inbound(msg.raw, self.source, received_at=self.clock()), reason)
         log.error("source=%s uid=%s poison message moved to %s: %s", self.cfg.name, msg.uid, self.cfg.failed_folder, reason)
         self._move([msg.uid], self.cfg.failed_folder)
 

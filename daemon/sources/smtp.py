@@ -17,17 +17,20 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
-from ..config import ServiceConfig, SmtpSourceConfig
 from ..clock import utcnow
+from ..config import ServiceConfig, SmtpSourceConfig
 from ..inbound import Envelope, Inbound, Source
 from ..stages.context import IngestResult
 from ..stages.pipeline import Pipeline
-from ..runtime.source_state import SourceStatus
+from .status import SourceStatus
 from ...storage.db import DatabaseUnavailable
 
 log = logging.getLogger("casegate.source.smtp")
@@ -82,15 +85,17 @@ class IngestHandler:
         recipients: RecipientPolicy,
         status: SourceStatus,
         on_ingested: Callable[[list[IngestResult]], None],
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.cfg = cfg
         self.pipeline = pipeline
         self.recipients = recipients
         self.status = status
         self.on_ingested = on_ingested
+        self.clock = clock
         self.source = Source(cfg.name, cfg.kind)
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: SmtpEnvelope, address: str, rcpt_options: list[str]) -> str:
         if not self.recipients.accepts(address):
             log.warning("source=%s refused recipient %s from %s (not served; no relaying)",
                         self.cfg.name, address, session.peer)
@@ -98,12 +103,12 @@ class IngestHandler:
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
         # Stored exactly as received: the raw bytes are the evidence.
         raw = envelope.original_content or b""
         try:
-            inbound = Inbound(raw, self.source, received_at=utcnow(),
-                          envelope=Envelope(envelope.mail_from or "", tuple(envelope.rcpt_tos)))
+            inbound = Inbound(raw, self.source, received_at=self.clock(),
+                              envelope=Envelope(mail_from=envelope.mail_from or "", rcpt_to=tuple(envelope.rcpt_tos)))
             result = await asyncio.to_thread(self.pipeline.ingest, inbound)
         except DatabaseUnavailable as exc:
             log.error("source=%s database unavailable, answered 451: %s", self.cfg.name, exc)
@@ -118,7 +123,7 @@ class IngestHandler:
         return self._reply(server, envelope, f"250 2.0.0 OK {result.outcome}{note}")
 
     @staticmethod
-    def _reply(server: SMTP, envelope: Envelope, line: str) -> str:
+    def _reply(server: SMTP, envelope: SmtpEnvelope, line: str) -> str:
         if isinstance(server, LMTP):
             return "\r\n".join([line] * max(1, len(envelope.rcpt_tos)))
         return line
@@ -128,7 +133,7 @@ class _Authenticator:
     def __init__(self, users: dict[str, str]) -> None:
         self.users = users
 
-    def __call__(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: object) -> AuthResult:
+    def __call__(self, server: SMTP, session: Session, envelope: SmtpEnvelope, mechanism: str, auth_data: object) -> AuthResult:
         if isinstance(auth_data, LoginPassword):
             user = auth_data.login.decode("utf-8", "replace")
             if self.users.get(user) == auth_data.password.decode("utf-8", "replace"):
@@ -142,8 +147,9 @@ def make_server_factory(
     pipeline: Pipeline,
     status: SourceStatus,
     on_ingested: Callable[[list[IngestResult]], None],
+    clock: Callable[[], datetime] = utcnow,
 ) -> Callable[[], SMTP]:
-    handler = IngestHandler(cfg, pipeline, RecipientPolicy(cfg, service), status, on_ingested)
+    handler = IngestHandler(cfg, pipeline, RecipientPolicy(cfg, service), status, on_ingested, clock)
     tls_context = None
     if cfg.tls_cert_file and cfg.tls_key_file:
         tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -152,7 +158,7 @@ def make_server_factory(
     cls = LMTP if cfg.kind == "lmtp" else SMTP
 
     def factory() -> SMTP:
-        kwargs: dict = dict(
+        kwargs: dict[str, Any] = dict(
             data_size_limit=cfg.max_message_size,
             enable_SMTPUTF8=True,
             hostname=service.domain,
@@ -174,9 +180,10 @@ async def start_listener(
     pipeline: Pipeline,
     status: SourceStatus,
     on_ingested: Callable[[list[IngestResult]], None],
+    clock: Callable[[], datetime] = utcnow,
 ) -> asyncio.AbstractServer:
     loop = asyncio.get_running_loop()
-    factory = make_server_factory(cfg, service, pipeline, status, on_ingested)
+    factory = make_server_factory(cfg, service, pipeline, status, on_ingested, clock)
     server = await loop.create_server(factory, host=cfg.host, port=cfg.port, reuse_address=True)
     log.info("source=%s listening (%s) on %s:%s", cfg.name, cfg.kind, cfg.host, cfg.port)
     status.connected()

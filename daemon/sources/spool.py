@@ -3,12 +3,18 @@
 A thin edge like the IMAP source. For each settled file (no mtime change for
 ``settle_time``: the gateway may still be writing) it reads the fax and its
 optional sidecar (same stem + ``.json``, or a HylaFAX-style ``.info``/
-``.txt`` file), wraps them into a synthesized RFC 5322 message (the fax
-attached; ``X-Casegate-Fax-File``, ``X-Fax-Sender``... headers) and hands
-that to the pipeline, which recognises, reads (OCR) and files it like any
-fax-gateway mail. Only *after* the commit are the file and its sidecar moved
-to ``done_folder``, or to ``failed_folder`` (with a ``.error.txt`` note) when
-the file was damaged, the sidecar unreadable or the message quarantined.
+``.txt`` file). The stored message is a synthesized RFC 5322 wrapper with the
+fax attached (human-readable ``X-Casegate-Fax-*`` headers and body); what
+the sidecar says (number, pages, time) and what was found wrong with the
+files travel beside it as data (``Inbound.fax``, ``Inbound.problems``), never
+as headers to be parsed back. The pipeline reads (OCR) and files it like any
+fax. Only *after* the commit are the file and its sidecar moved to
+``done_folder``, or to ``failed_folder`` (with a ``.error.txt`` note) when the
+file was damaged, the sidecar unreadable or the message quarantined.
+
+The source is one step of a loop (``step``: take every settled file); the
+daemon runs it as a ``runtime.periodic.Periodic`` every ``poll_interval``,
+which owns the backoff and the outage report.
 
 Exactly once across crashes: the Message-ID is derived from the file's
 sha256, so a file still in the spool after a crash between commit and move
@@ -34,21 +40,24 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
+from PIL import Image, UnidentifiedImageError
+from pypdf import PdfReader
+
 from ..addresses import clean_header
 from ..config import Config, SpoolSourceConfig
 from ..fax.config import load_fax_config
-from ..runtime.faults import fault_point
 from ..inbound import Inbound, Source
 from ..stages.context import IngestResult
 from ..stages.pipeline import Pipeline
-from ..runtime.source_state import SourceStatus
+from .faults import fault_point
+from .status import SourceStatus
 from ...parsers.message import FaxInfo
 from ...parsers.spool_meta import MAX_SIDECAR_BYTES, parse_sidecar
 from ...storage.db import DatabaseUnavailable
@@ -59,7 +68,6 @@ SIDECAR_SUFFIXES = (".json", ".info", ".txt", ".meta")
 TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".lock", ".swp", "~")
 #: A sidecar whose fax never arrived is moved to failed/ after this long.
 ORPHAN_SIDECAR_AGE = 3600.0
-BACKOFF_MAX = 300.0
 #: Inside the spool: the attempt counters (a dot folder, so scan skips it).
 STATE_FOLDER = ".casegate"
 ATTEMPTS_SUFFIX = ".attempts"
@@ -85,13 +93,9 @@ def check_document(content: bytes) -> str | None:
         return "empty file"
     try:
         if content.startswith(b"%PDF") or b"%PDF-" in content[:1024]:
-            from pypdf import PdfReader
-
             if len(PdfReader(io.BytesIO(content)).pages) < 1:
                 return "PDF without pages"
             return None
-        from PIL import Image, UnidentifiedImageError
-
         try:
             with Image.open(io.BytesIO(content)) as im:
                 for i in range(getattr(im, "n_frames", 1)):
@@ -114,14 +118,15 @@ def spool_message(
     source_name: str,
     info: FaxInfo | None,
     received: datetime,
-    tz: tzinfo,
     problems: list[str],
 ) -> bytes:
     """The synthesized e-mail for one spool file; a pure function of its inputs.
 
     The Message-ID is the file's sha256, so the same file always gives the
     same ID (dedupe across crashes). ``From`` is a non-deliverable
-    ``.invalid`` address: answers go by the fax number, never to it.
+    ``.invalid`` address: answers go by the fax number, never to it. The
+    number and problems are written for people to read; the pipeline gets
+    them as data (``Inbound.fax``, ``Inbound.problems``).
     """
     sha = hashlib.sha256(content).hexdigest()
     ext = Path(name).suffix.lower()
@@ -136,13 +141,7 @@ def spool_message(
     msg["Message-ID"] = f"<{sha}.fax-spool@casegate.invalid>"
     msg["X-Casegate-Fax-File"] = clean_header(name, 250)
     msg["X-Casegate-Spool"] = clean_header(source_name)
-    if number:
-        msg["X-Fax-Sender"] = clean_header(number)
-    if info is not None and info.pages:
-        msg["X-Fax-Pages"] = str(info.pages)
-    if info is not None and info.received_at is not None:
-        msg["X-Fax-Received"] = info.received_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
-    for problem in problems:
+    for problem in problems:  # for the reader of the stored message; nothing parses them
         msg["X-Casegate-Fax-Problem"] = clean_header(problem, 500)
     body = f"传真文件 {name}，由传真目录 {source_name} 接收。\nFax file {name}, received in spool {source_name}.\n"
     if problems:
@@ -162,6 +161,7 @@ class SpoolSource:
         status: SourceStatus,
         on_ingested: Callable[[list[IngestResult]], None] = lambda results: None,
         now: Callable[[], float] = time.time,
+        stop: threading.Event | None = None,
     ) -> None:
         self.cfg = cfg
         self.pipeline = pipeline
@@ -176,33 +176,26 @@ class SpoolSource:
         self.failed = self.path / cfg.failed_folder
         self.state = self.path / STATE_FOLDER
         self.source = Source(cfg.name, "spool")
-        self.stop = threading.Event()
+        self.stop = stop if stop is not None else threading.Event()
+        self.opened = False
 
-    # ------------------------------------------------------------ main loop
+    # ------------------------------------------------------------ one step
 
-    def run(self) -> None:
-        """Until ``stop`` is set: drain, wait ``poll_interval``; back off on errors."""
-        last_error: str | None = None
-        backoff = self.cfg.poll_interval.total_seconds()
-        self.status.connected()
-        while not self.stop.is_set():
-            wait = self.cfg.poll_interval.total_seconds()
-            try:
-                self.drain()
-                if last_error is not None:
-                    log.info("source=%s recovered", self.cfg.name)
-                last_error = None
-            except Exception as exc:
-                message = f"database unavailable: {exc}" if isinstance(exc, DatabaseUnavailable) \
-                    else f"{type(exc).__name__}: {exc}"
-                if message != last_error:  # an outage is logged once
-                    log.error("source=%s %s (retrying with backoff)", self.cfg.name, message,
-                              exc_info=not isinstance(exc, (DatabaseUnavailable, OSError)))
-                self.status.error(message)
-                last_error = message
-                backoff = min(max(backoff, 1.0) * 2, BACKOFF_MAX)
-                wait = backoff
-            self.stop.wait(wait)
+    def step(self) -> bool:
+        """Take every settled file; False: the next look is after ``poll_interval``."""
+        if not self.opened:
+            self.status.connected()  # (again, after an outage: clears the error shown)
+            self.opened = True
+        self.drain()
+        return False
+
+    def release(self) -> None:
+        """After a failed step: report "connected" again once a step works."""
+        self.opened = False
+
+    def explain(self, exc: Exception) -> str | None:
+        """No failures beyond those every loop expects (database, file system)."""
+        return None
 
     # ------------------------------------------------------------ one pass
 
@@ -329,9 +322,13 @@ class SpoolSource:
         mtime = datetime.fromtimestamp(item.path.stat().st_mtime, timezone.utc)
         received = info.received_at if info is not None and info.received_at is not None else mtime
         raw = spool_message(item.path.name, content, source_name=self.cfg.name, info=info,
-                            received=received, tz=self.tz, problems=problems)
+                            received=received, problems=problems)
         fault_point("spool.ingest", raw)
-        result = self.pipeline.ingest(Inbound(raw, self.source))
+        # A spool fax is the spool's, whatever gateway wrote the sidecar. Without
+        # a sidecar the pipeline reads what it can from the file itself (its name).
+        fax = replace(info, gateway="spool") if info is not None else None
+        result = self.pipeline.ingest(Inbound(raw, self.source, received_at=mtime, fax=fax,
+                                              problems=tuple(problems)))
         fault_point("spool.after_commit")
         if result.outcome == "quarantined":
             problems.append(f"quarantined: {result.reason}")
@@ -405,8 +402,8 @@ class SpoolSource:
         reason = f"gave up after {attempts} unfinished attempts (the process died while ingesting it)"
         mtime = datetime.fromtimestamp(item.path.stat().st_mtime, timezone.utc)
         raw = spool_message(item.path.name, content, source_name=self.cfg.name, info=None,
-                            received=mtime, tz=self.tz, problems=[reason])
-        result = self.pipeline.quarantine(Inbound(raw, self.source), reason)
+                            received=mtime, problems=[reason])
+        result = self.pipeline.quarantine(Inbound(raw, self.source, received_at=mtime, problems=(reason,)), reason)
         log.error("source=%s poison file %s moved to %s (kept on the quarantine): %s",
                   self.cfg.name, item.path.name, self.failed, reason)
         if item.sidecar is not None:

@@ -1,16 +1,17 @@
 """The clock of the service desk: sweeps that turn due timers into notices.
 
-APScheduler 3 runs one interval job inside ``casegate run``. The job does
-not hold any state of its own: every sweep reads due work from the database
+``casegate run`` runs the sweeps on an APScheduler interval trigger, as one
+of its loops (daemon/runtime/runner.py, daemon/runtime/periodic.py). A sweep
+holds no state of its own: it reads due work from the database
 (``case_timer`` rows, see daemon/timekeeping/timers.py), so a restarted daemon, or a
 second daemon on the same PostgreSQL, simply picks up where things are. As
 APScheduler's FAQ warns, job stores cannot be shared between processes;
-ours is a plain in-memory store and the sharing happens in our own tables.
+there is none: the sharing happens in our own tables.
 
-A missed run (daemon suspended, database down) is caught up once:
-``coalesce=True`` folds the backlog into one run and ``misfire_grace_time``
-lets a late run still happen. A failing sweep is logged and the next run
-tries again; it never stops the scheduler.
+A missed run (daemon suspended, database down) is caught up once: missed
+fire times fold into one run, and a run later than ``misfire_grace`` is
+skipped. A failing sweep is logged and retried with backoff; it never stops
+the daemon.
 
 ``run_sweeps(desk, db, now)`` is the whole job, callable from tests with any
 ``now``: no sleeping, no wall clock. Its settings are ``[scheduler]``
@@ -19,12 +20,10 @@ tries again; it never stops the scheduler.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -122,43 +121,3 @@ def run_sweeps(desk: Desk, db: Database, now: datetime, *, batch: int | None = N
     _plan(desk, db, now, batch, report)
     _handle_batch(desk, db, now, batch, report)
     return report
-
-
-# ---------------------------------------------------------------- in the daemon
-
-
-async def start(daemon: Any) -> None:
-    """``Daemon.extra_tasks`` entry: run the sweeps on an APScheduler interval job."""
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-    cfg = daemon.app.desk.settings
-    if not cfg.enabled:
-        log.info("scheduler disabled by configuration")
-        return
-    app = daemon.app
-    running = asyncio.Lock()
-
-    async def tick() -> None:
-        if running.locked():
-            return
-        async with running:
-            try:
-                report = await asyncio.to_thread(app.sweep, app.clock())
-            except Exception:
-                log.exception("sweep failed; the next run tries again")
-                return
-            if report.total or report.failed:
-                log.info("sweep: %s", report)
-                daemon.outbox_wake.set()
-
-    scheduler = AsyncIOScheduler(timezone=app.policy.calendar.timezone)
-    scheduler.add_job(
-        tick, "interval", seconds=cfg.interval.total_seconds(), id="sweeps", coalesce=True, max_instances=1,
-        misfire_grace_time=int(cfg.misfire_grace.total_seconds()), next_run_time=datetime.now(app.policy.calendar.tz),
-    )
-    scheduler.start()
-    log.info("scheduler running: sweeps every %s", cfg.interval)
-    try:
-        await daemon.stop_event.wait()
-    finally:
-        scheduler.shutdown(wait=False)

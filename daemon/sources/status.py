@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from ...storage.db import Database, DatabaseUnavailable
-from ...storage.models import SourceState
+from ...storage.source_state import record_source_state
 
 log = logging.getLogger("casegate.source")
 
@@ -32,41 +32,41 @@ class SourceStatus:
         self._pending_ingested = 0
         self._last_write = 0.0
 
-    def _write(self, force: bool, **changes: object) -> None:
+    def _write(self, force: bool, *, error: str | None = None, clear_error: bool = False,
+               uidvalidity: int | None = None) -> None:
         now_mono = time.monotonic()
         with self._lock:
             if not force and now_mono - self._last_write < self.throttle:
                 return
             self._last_write = now_mono
             added, self._pending_ingested = self._pending_ingested, 0
+        now = self.clock()
         try:
             with self.db.transaction() as s:
-                row = s.get(SourceState, self.name)
-                if row is None:
-                    row = SourceState(name=self.name, kind=self.kind, ingested=0)
-                    s.add(row)
-                row.kind = self.kind
-                row.ingested = (row.ingested or 0) + added
-                for key, value in changes.items():
-                    setattr(row, key, value)
+                record_source_state(
+                    s, self.name, self.kind, ingested=added,
+                    last_poll_at=None if error is not None else now,
+                    last_error=error, last_error_at=now if error is not None else None,
+                    clear_error=clear_error, uidvalidity=uidvalidity,
+                )
         except (DatabaseUnavailable, SQLAlchemyError) as exc:
             with self._lock:
                 self._pending_ingested += added
             log.debug("source=%s status not recorded: %s", self.name, exc)
 
     def connected(self, uidvalidity: int | None = None) -> None:
-        self._write(True, last_poll_at=self.clock(), last_error=None, uidvalidity=uidvalidity)
+        self._write(True, clear_error=True, uidvalidity=uidvalidity)
 
     def polled(self) -> None:
-        self._write(False, last_poll_at=self.clock())
+        self._write(False)
 
     def ingested(self, count: int) -> None:
         with self._lock:
             self._pending_ingested += count
-        self._write(False, last_poll_at=self.clock())
+        self._write(False)
 
     def error(self, message: str) -> None:
-        self._write(True, last_error=message[:2000], last_error_at=self.clock())
+        self._write(True, error=message[:2000])
 
     def flush(self) -> None:
-        self._write(True, last_poll_at=self.clock())
+        self._write(True)

@@ -23,11 +23,12 @@ log = logging.getLogger("casegate.parse")
 # Below this many messages a round trip to a worker costs more than it saves.
 MIN_POOL_BATCH = 16
 
+
 def _parse_many(raws: Sequence[bytes]) -> list[ParseOutcome]:
     return [parse_outcome(raw) for raw in raws]
 
 
-class _Done:
+class Parsed:
     """A finished result with the Future interface (for inline parsing)."""
 
     def __init__(self, value: list[ParseOutcome]) -> None:
@@ -35,6 +36,10 @@ class _Done:
 
     def result(self, timeout: float | None = None) -> list[ParseOutcome]:
         return self._value
+
+
+#: Parsing under way: in a worker process, or already done inline.
+Parsing = Future[list[ParseOutcome]] | Parsed
 
 
 class ParsePool:
@@ -49,17 +54,17 @@ class ParsePool:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
 
-    def submit(self, raws: Sequence[bytes]) -> "Future[list[ParseOutcome]] | _Done":
+    def submit(self, raws: Sequence[bytes]) -> Parsing:
         """Start parsing ``raws``; ``.result()`` gives one outcome per message."""
         if self.workers <= 0 or len(raws) < MIN_POOL_BATCH:
-            return _Done(_parse_many(raws))
+            return Parsed(_parse_many(raws))
         try:
             return self._executor().submit(_parse_many, list(raws))
         except (BrokenProcessPool, RuntimeError):
             self._reset()
-            return _Done(_parse_many(raws))
+            return Parsed(_parse_many(raws))
 
-    def results(self, future: "Future[list[ParseOutcome]] | _Done", raws: Sequence[bytes]) -> list[ParseOutcome]:
+    def results(self, future: Parsing, raws: Sequence[bytes]) -> list[ParseOutcome]:
         try:
             return future.result()
         except BrokenProcessPool:
