@@ -583,7 +583,11 @@ class RuleSet:
         clause = None
         if where is not None and field is not None:
             segs = scan.segments(field)
-            clause = segs.show(*segs.clause(where[0]))
+            pos = where[0]
+            if pos > 0 and _CLAUSE_MARK.match(segs.text, pos):
+                pos -= 1  # the match starts on a mark ('?'): show the clause it ends
+            span = segs.clause(pos)
+            clause = segs.show(*span)
         return RuleMatch(
             rule=rule.name,
             priority=rule_priority,

@@ -384,3 +384,10 @@ def test_only_severity_rules_set_ignore_aside(tmp_path: Path) -> None:
     assert result.discounted == ()
     assert [m.rule for m in result.matches] == ["feature", "spam"]
     assert (result.route, result.category) == ("sales", "feature-request")  # the first route wins, as before
+
+
+def test_a_match_on_a_mark_shows_the_clause_it_ends(tmp_path: Path) -> None:
+    rs = ruleset(tmp_path, '[[rule]]\nname = "asks"\nregex = \'\\?(?![a-z0-9_=&%/])\'\npriority = "P4"\n')
+    (m,) = run(rs, "您好，请问机房的温度多少合适？谢谢").matches
+    assert m.clause == "请问机房的温度多少合适"
+    assert run(rs, "see http://x.cn/a?id=3 thanks").matches == ()
