@@ -6,15 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import EX_OK, EX_USAGE, _app
+from ..clock import utcnow
+from ..timekeeping.report import compute, default_month, render
+from .common import EX_OK, EX_USAGE, AddCommand, app_of
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..clock import utcnow
-    from ..timekeeping.report import compute, default_month, render
-    from ..timekeeping.scheduler import SchedulerConfig
-
-    app = _app(args)
+    app = app_of(args)
     tz = app.config.service.timezone
     now = utcnow()
     month = args.month or default_month(now, tz)
@@ -22,7 +20,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         with app.db.session() as s:
             data = compute(s, app.policy, month, now, tz=tz,
-                           complaint_category=SchedulerConfig.from_config(app.config).complaint_category)
+                           complaint_category=app.desk.settings.complaint_category)
     except ValueError as exc:
         print(f"casegate: {exc}", file=sys.stderr)
         return EX_USAGE
@@ -36,8 +34,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    rp = sub.add_parser("report", help="monthly service report: on-time rate, resolution, satisfaction")
+def register(add: AddCommand) -> None:
+    rp = add("report", help="monthly service report: on-time rate, resolution, satisfaction")
     rp.add_argument("--month", help="YYYY-MM (default: the previous month)")
     rp.add_argument("--format", choices=("text", "html", "json"), default="text")
     rp.add_argument("--json", action="store_true", help="same as --format json")

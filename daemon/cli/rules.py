@@ -7,14 +7,17 @@ import json
 import sys
 from pathlib import Path
 
-from . import EX_DATAERR, EX_NOTFOUND, EX_OK, _app, _config
+from ..clock import utcnow
+from ..inbound import Source
+from ..runtime.app import rules_folder
+from .common import EX_DATAERR, EX_NOTFOUND, EX_OK, AddCommand, app_of, config_of
+from ...parsers import ParseError, parse_message
+from ...rules import RuleLoadError, check_folder, format_result, load_rules
+from ...storage import repository as repo
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
-    from ..runtime.app import rules_folder
-    from ...rules import check_folder
-
-    folder = Path(args.path) if args.path else rules_folder(_config(args))
+    folder = Path(args.path) if args.path else rules_folder(config_of(args))
     if not folder.exists():
         print(f"casegate: {folder}: no such rule folder or file", file=sys.stderr)
         return EX_NOTFOUND
@@ -29,21 +32,18 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
-    from ..inbound import Source
-    from ..clock import utcnow
-    from ...parsers import ParseError, parse_message
-    from ...rules import RuleLoadError, format_result, load_rules
-    from ...storage import repository as repo
-
-    app = _app(args)
+    app = app_of(args)
     if args.rules:
         try:
-            app.rules._current = load_rules(args.rules)  # noqa: SLF001 - try a folder without installing it
-            app.rules.check_interval = float("inf")
+            load_rules(args.rules)  # the errors, file:line, before anything is swapped
         except RuleLoadError as exc:
             for err in exc.errors:
                 print(err, file=sys.stderr)
             return EX_DATAERR
+        # Try the folder without installing it: this process's store reads it, once.
+        app.rules.folder = Path(args.rules)
+        app.rules.reload()
+        app.rules.check_interval = float("inf")
     outputs = []
     status = EX_OK
     with app.db.session() as session:
@@ -54,7 +54,7 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
             else:
                 case = repo.load_case(session, item)
                 first = next((m for m in case.messages if m.direction == "in" and m.raw), None) if case else None
-                if first is None:
+                if case is None or first is None or first.raw is None:
                     print(f"casegate: {item}: neither a file nor a case with a stored message", file=sys.stderr)
                     status = EX_NOTFOUND
                     continue
@@ -78,8 +78,8 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     return status
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    rules = sub.add_parser("rules", help="check and try the classification rules").add_subparsers(
+def register(add: AddCommand) -> None:
+    rules = add("rules", help="check and try the classification rules").add_subparsers(
         dest="rules_cmd", required=True
     )
     rc = rules.add_parser("check", help="validate rule files (file:line errors, non-zero exit)")

@@ -9,13 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import EX_OK, _config
+from ..directory.staff import StaffDirectory
+from .common import EX_OK, AddCommand, config_of
 
 
 def cmd_staff_list(args: argparse.Namespace) -> int:
-    from ..directory.staff import StaffDirectory
-
-    directory = StaffDirectory.from_config(_config(args))
+    directory = StaffDirectory.from_config(config_of(args))
     members = [m for m in directory if not args.queue or m.takes(args.queue)]
     if args.role:
         members = [m for m in members if m.role == args.role]
@@ -37,8 +36,8 @@ def cmd_staff_list(args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    staff = sub.add_parser("staff", help="show the staff directory").add_subparsers(dest="staff_cmd", required=True)
+def register(add: AddCommand) -> None:
+    staff = add("staff", help="show the staff directory").add_subparsers(dest="staff_cmd", required=True)
     sl = staff.add_parser("list", help="list staff members (validates the [[staff]] entries)")
     sl.add_argument("--queue", help="only members who take new cases of this queue")
     sl.add_argument("--role", help="only members with this role (e.g. support-supervisor)")

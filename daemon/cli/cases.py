@@ -1,0 +1,118 @@
+"""`casegate cases list|show`: the cases, as operators and scripts read them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .common import EX_NOTFOUND, EX_OK, AddCommand, app_of
+from ...storage import repository as repo
+from ...storage.models import Case
+
+
+def case_dict(case: Case, full: bool) -> dict[str, Any]:
+    """The case as JSON data (``--json``); ``full`` adds its messages and events."""
+    cust = case.customer
+    out: dict[str, Any] = {
+        "number": case.number,
+        "subject": case.subject,
+        "status": case.status,
+        "priority": case.priority,
+        "category": case.category,
+        "queue": case.queue,
+        "route": case.route,
+        "language": case.language,
+        "assignee": case.assignee,
+        "opened_at": case.opened_at.isoformat(),
+        "customer": {
+            "name": cust.name if cust else None,
+            "email": cust.contact("email") if cust else None,
+            "company": cust.company if cust else None,
+        },
+    }
+    if full:
+        out["messages"] = [
+            {
+                "direction": m.direction,
+                "message_id": m.message_id,
+                "from": m.from_addr,
+                "from_name": m.from_name,
+                "subject": m.subject,
+                "date": m.date.isoformat() if m.date else None,
+                "text": m.text,
+                "attachments": [
+                    {"filename": a.filename, "content_type": a.content_type, "size": a.size}
+                    for a in m.attachments
+                ],
+            }
+            for m in case.messages
+        ]
+        out["events"] = [
+            {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "old": e.old, "new": e.new,
+             "detail": json.loads(e.detail) if e.detail else None}
+            for e in case.events
+        ]
+    return out
+
+
+def cmd_cases_list(args: argparse.Namespace) -> int:
+    app = app_of(args)
+    with app.db.session() as s:
+        cases = repo.list_cases(s, status=args.status, limit=args.limit)
+        rows = [case_dict(c, full=False) for c in cases]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return EX_OK
+    if not rows:
+        print("no cases")
+        return EX_OK
+    print(f"{'NUMBER':<18} {'STATUS':<9} {'PRI':<4} {'QUEUE':<12} {'CUSTOMER':<28} SUBJECT")
+    for r in rows:
+        who = r["customer"]["email"] or "-"
+        print(f"{r['number']:<18} {r['status']:<9} {r['priority']:<4} {r['queue']:<12} {who[:28]:<28} {r['subject'][:60]}")
+    return EX_OK
+
+
+def cmd_cases_show(args: argparse.Namespace) -> int:
+    app = app_of(args)
+    with app.db.session() as s:
+        case = repo.load_case(s, args.number)
+        if case is None:
+            print(f"casegate: no case {args.number}", file=sys.stderr)
+            return EX_NOTFOUND
+        data = case_dict(case, full=True)
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return EX_OK
+    c = data["customer"]
+    print(f"{data['number']}  {data['subject']}")
+    print(f"  status {data['status']}, priority {data['priority']}, category {data['category']}, "
+          f"queue {data['queue']}, route {data['route']}, language {data['language']}")
+    print(f"  customer {c['name']} <{c['email']}>  assignee {data['assignee'] or '-'}")
+    for m in data["messages"]:
+        print(f"\n--- {m['direction']} {m['date'] or ''} from {m['from']}  <{m['message_id']}>")
+        print(f"    {m['subject']}")
+        for line in (m["text"] or "").strip().splitlines()[:40]:
+            print(f"    | {line}")
+        for a in m["attachments"]:
+            print(f"    [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
+    print("\nevents:")
+    for e in data["events"]:
+        change = f"{e['old'] or ''} -> {e['new'] or ''}" if e["old"] else (e["new"] or "")
+        print(f"  {e['at']}  {e['actor']:<24} {e['action']:<16} {change}")
+    return EX_OK
+
+
+def register(add: AddCommand) -> None:
+    cases = add("cases", help="list and show cases").add_subparsers(dest="cases_cmd", required=True)
+    cl = cases.add_parser("list", help="list cases, newest first")
+    cl.add_argument("--json", action="store_true")
+    cl.add_argument("--status")
+    cl.add_argument("--limit", type=int, default=200)
+    cl.set_defaults(func=cmd_cases_list)
+    cs = cases.add_parser("show", help="show one case with its messages and events")
+    cs.add_argument("number")
+    cs.add_argument("--json", action="store_true")
+    cs.set_defaults(func=cmd_cases_show)
