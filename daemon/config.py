@@ -205,7 +205,7 @@ class Config:
         raise KeyError(name)
 
 
-KNOWN_EXTRA_SECTIONS = ("policy", "staff", "vendors", "fax", "security", "scheduler")
+KNOWN_EXTRA_SECTIONS = ("policy", "staff", "vendors", "fax", "security", "scheduler", "templates")
 
 
 # ---------------------------------------------------------------- building

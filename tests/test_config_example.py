@@ -106,7 +106,7 @@ def test_example_loads_and_is_exactly_the_defaults(tmp_path: Path) -> None:
         assert getattr(config, section) == getattr(defaults, section), section
     assert config.sources == ()
     # Only sections whose defaults are spelled out; staff and vendors are examples.
-    assert set(config.extra) == {"policy", "scheduler", "security", "fax"}
+    assert set(config.extra) == {"policy", "scheduler", "security", "fax", "templates"}
 
     assert_default_policy(Policy.from_dict(config.extra["policy"], str(config.path)))
     assert SchedulerConfig.from_config(config) == SchedulerConfig()

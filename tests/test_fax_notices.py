@@ -111,13 +111,13 @@ def test_notice_wording_matches_the_channel(tmp_path) -> None:
     from casegate.daemon.notify.compose import Renderer
 
     class Case:
-        number, priority, status = "SR-2026-000001", "P1", "open"
+        number, priority, status, subject = "SR-2026-000001", "P1", "open", "宕机"
 
     r = Renderer()
     base = dict(case=Case(), recipient_name="王", subject="宕机", status_label="处理中", progress="", progress_at="",
                 next_step="现场处理", next_update="", service_name="客服")
-    _, by_fax = r.render("status_update", "zh", by_fax=True, **base)
-    _, by_mail = r.render("status_update", "zh", by_fax=False, **base)
+    by_fax = r.render("status_update", "zh", by_fax=True, **base).text
+    by_mail = r.render("status_update", "zh", by_fax=False, **base).text
     assert "发送传真" in by_fax and "回复本邮件" not in by_fax
     assert "回复本邮件" in by_mail
 

@@ -289,10 +289,10 @@ def test_acknowledgement_arrives_at_the_smtp_sink_in_the_customers_language(tmp_
     by_to = {str(m["To"]).split("<")[-1].strip(">"): m for m in msgs}
     zh_msg, en_msg = by_to["zhangsan@customer.cn"], by_to["john@acme.example"]
     assert f"[{zh}]" in str(zh_msg["Subject"]) and "我们已收到您的问题" in str(zh_msg["Subject"])
-    zh_body = zh_msg.get_content()
+    zh_body = zh_msg.get_body(("plain",)).get_content()
     assert "P1" in zh_body and "30 分钟" in zh_body  # P1 first response from the policy
     assert f"[{en}]" in str(en_msg["Subject"]) and "We have received" in str(en_msg["Subject"])
-    en_body = en_msg.get_content()
+    en_body = en_msg.get_body(("plain",)).get_content()
     assert "P4" in en_body and "first response within" in en_body
     assert zh_msg["Auto-Submitted"] == "auto-replied"
     assert zh_msg["In-Reply-To"] is not None

@@ -9,9 +9,9 @@ injection at the one place all outgoing mail is built.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 import email.policy
 from email import encoders
@@ -24,7 +24,6 @@ from email.mime.text import MIMEText
 from email.policy import compat32
 from email.utils import format_datetime, formataddr
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import jinja2
 
@@ -42,23 +41,79 @@ def new_message_id(domain: str) -> str:
     return f"{uuid.uuid4().hex}.casegate@{domain}"
 
 
-class Renderer:
-    """Jinja2 templates per language: ``<lang>/<name>.subject.j2`` and ``.txt.j2``."""
+# Mail a customer reads: it gets an HTML part beside the text (their clients
+# show text in a proportional font, which breaks aligned columns).
+CUSTOMER_TEMPLATES = frozenset({
+    "ack", "status_update", "confirm_request", "survey", "followup", "vendor_case_number", "engineer_reply",
+    "history",
+})
 
-    def __init__(self, folder: Path = TEMPLATES_DIR, default_language: str = "zh") -> None:
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str | None = None
+
+
+class Renderer:
+    """Jinja2 templates per language: ``<lang>/<name>.subject.j2``, ``.txt.j2``
+    and, for customer mail, an HTML part from the same data.
+
+    An admin's folder (``[templates] dir``) overrides the shipped templates
+    file by file; Jinja2 checks each file's modification time when it is
+    used, so an edited template applies to the next mail without a restart.
+    """
+
+    def __init__(self, folder: Path = TEMPLATES_DIR, default_language: str = "zh", *,
+                 override: Path | None = None, service: dict[str, str] | None = None) -> None:
+        loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(folder))]
+        if override is not None:
+            loaders.insert(0, jinja2.FileSystemLoader(str(override)))
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(folder)),
-            autoescape=False,  # plain-text mail
+            loader=jinja2.ChoiceLoader(loaders),
+            autoescape=False,  # plain-text mail; the HTML layout escapes explicitly
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
+            auto_reload=True,
         )
+        self.env.globals["service"] = {"name": "", "hotline": "", "address": "", "signature": "", **(service or {})}
         self.default_language = default_language
+        self.override = override
+        self._override_seen = self._override_signature()
 
-    def render(self, name: str, language: str | None, **context: object) -> tuple[str, str]:
-        lang = language if language in LANGUAGES else self.default_language
+    def _override_signature(self) -> tuple[int, ...]:
+        """When a file appears in or leaves the admin's folder, its folders'
+        times change (an edited file is caught by Jinja2 itself)."""
+        if self.override is None:
+            return ()
+        out = []
+        for folder in (self.override, *(self.override / lang for lang in LANGUAGES)):
+            try:
+                out.append(folder.stat().st_mtime_ns)
+            except OSError:
+                out.append(0)
+        return tuple(out)
+
+    def _follow_override(self) -> None:
+        seen = self._override_signature()
+        if seen != self._override_seen:
+            self._override_seen = seen
+            self.env.cache.clear()  # the next lookup asks the override folder first again
+
+    def language(self, language: str | None) -> str:
+        return language if language in LANGUAGES else self.default_language
+
+    def render(self, name: str, language: str | None, **context: object) -> Rendered:
+        lang = self.language(language)
+        self._follow_override()
         subject = self.env.get_template(f"{lang}/{name}.subject.j2").render(**context)
         body = self.env.get_template(f"{lang}/{name}.txt.j2").render(**context)
-        return clean_header(subject, 250), body
+        html = None
+        if name in CUSTOMER_TEMPLATES:
+            html = self.env.get_template(f"{lang}/_layout.html.j2").render(
+                **{**context, "subject_line": clean_header(subject, 250), "body_text": body})
+        return Rendered(clean_header(subject, 250), body, html)
 
 
 def _header(text: str, name: str) -> Header:
@@ -89,6 +144,7 @@ def build_message(
     auto_submitted: str | None = "auto-replied",
     extra_headers: Iterable[tuple[str, str]] = (),
     attachments: Iterable[tuple[str, str, bytes]] = (),
+    html: str | None = None,
 ) -> Message:
     """Assemble one outgoing message; all header text is cleaned here.
 
@@ -97,7 +153,12 @@ def build_message(
     EmailMessage's header registry, which matters at hundreds of
     acknowledgements per second.
     """
-    text_part = MIMEText(body, "plain", "utf-8")
+    text_part: Message = MIMEText(body, "plain", "utf-8")
+    if html is not None:
+        alternative = MIMEMultipart("alternative")
+        alternative.attach(text_part)
+        alternative.attach(MIMEText(html, "html", "utf-8"))
+        text_part = alternative
     files = list(attachments)
     msg: Message
     if files:

@@ -162,7 +162,10 @@ class Notifier:
                 return self._refuse(session, letter, to, refusal)
         if not to:
             return self._refuse(session, letter, to, "no recipient address")
-        subject, body = self.renderer.render(letter.template, letter.language, **letter.fields)
+        rendered = self.renderer.render(letter.template, letter.language, **letter.fields)
+        subject, body = rendered.subject, rendered.text
+        # A fax gateway faxes the text (or its PDF): no HTML part for it.
+        html = rendered.html if route is None or route.format == "email" else None
         try:
             recipient = make_address(to, name)
         except ValueError as exc:
@@ -178,6 +181,7 @@ class Notifier:
             reply_to=make_address(letter.reply_to) if letter.reply_to else None,
             in_reply_to=letter.in_reply_to, references=letter.references,
             auto_submitted=letter.auto_submitted, extra_headers=letter.extra_headers, attachments=files,
+            html=html,
         )
         rcpts = [str(recipient.addr_spec).lower(), *(str(a.addr_spec).lower() for a in cc)]
         self._queue(session, letter, msg, rcpts, body)
@@ -233,7 +237,7 @@ class Notifier:
             "case": case,
             "subject": case.subject or NO_SUBJECT[lang],
             "status_label": STATUS_LABELS[lang].get(case.status, case.status),
-            "opened": local_time(case.opened_at, tz),
+            "opened": local_time(case.opened_at, tz, lang),
             "customer_name": (c.name if c else "") or "",
             "customer_company": (c.company if c else "") or "",
             "contract_id": (c.contract_id if c else "") or "",

@@ -69,6 +69,26 @@ def say_duration(duration: Duration, lang: str) -> str:
     return say_delta(duration.delta, lang)
 
 
-def local_time(dt: datetime, tz: str) -> str:
-    """An instant in the service's time zone, as notices print it."""
-    return dt.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
+# Zones whose local name readers know; elsewhere the UTC offset says it all
+# ("CST" is China Standard Time and US Central Time alike).
+ZONE_NAMES = {"Asia/Shanghai": ("北京时间", "Beijing time"), "Asia/Chongqing": ("北京时间", "Beijing time"),
+              "Asia/Hong_Kong": ("香港时间", "Hong Kong time"), "Asia/Taipei": ("台北时间", "Taipei time")}
+
+
+def zone_label(dt: datetime, tz: str, lang: str | None = None) -> str:
+    """An unambiguous name for the zone ``dt`` is shown in: 北京时间 / UTC+08:00."""
+    local = dt.astimezone(ZoneInfo(tz))
+    offset = local.strftime("%z")
+    utc = f"UTC{offset[:3]}:{offset[3:]}" if offset else "UTC"
+    names = ZONE_NAMES.get(tz)
+    if names is None:
+        return utc
+    return names[0] if lang == "zh" else f"{names[1]}, {utc}" if lang == "en" else f"{names[0]}, {utc}"
+
+
+def local_time(dt: datetime, tz: str, lang: str | None = None) -> str:
+    """An instant in the service's time zone with an unambiguous zone label:
+    "2026-11-30 18:00（北京时间）", "2026-11-30 18:00 (Beijing time, UTC+08:00)"."""
+    local = dt.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+    label = zone_label(dt, tz, lang)
+    return f"{local}（{label}）" if lang == "zh" else f"{local} ({label})"

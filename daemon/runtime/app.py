@@ -23,6 +23,7 @@ from ..fax.config import load_fax_config
 from ..fax.intake import build_fax_intake
 from ..notify.compose import Renderer
 from ..notify.notifier import Notifier
+from ..notify.settings import TemplatesConfig
 from ..notify.recipients import CustomerFinder
 from ..stages.classify import Classifier
 from ..stages.intake import Intake
@@ -85,7 +86,13 @@ class App:
         self.rules = RuleStore(rules_folder(config))
         self.blobs = BlobStore(config.attachments_dir)
         signer = ReplyAddressSigner(load_secret(config, security), config.service.address, security.token_length)
-        renderer = Renderer(default_language=config.service.default_language)
+        looks = TemplatesConfig.from_config(config)
+        renderer = Renderer(
+            default_language=config.service.default_language,
+            override=config.resolve(looks.dir) if looks.dir else None,
+            service={"name": config.service.display_name, "hotline": looks.hotline,
+                     "address": looks.postal_address, "signature": looks.signature},
+        )
         self.notifier = Notifier(config.service, renderer, CustomerFinder(self.staff, vendors, fax_cfg), vendors,
                                  signer)
         self.desk = Desk(config.service, self.policy, self.notifier, self.staff, vendors, self.blobs, settings)

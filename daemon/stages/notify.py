@@ -87,7 +87,7 @@ class Notify:
                 customer_name=(route.name if route is not None and route.address else name),
                 priority_label=priority_label(case.priority, lang),
                 first_response=say_duration(pri.first_response, lang),
-                first_response_due=local_time(due, svc.timezone),
+                first_response_due=local_time(due, svc.timezone, lang),
                 service_name=svc.display_name,
             ),
         ))

@@ -51,7 +51,7 @@ def handle_confirm(session: Session, desk: Desk, timer: CaseTimer, case: Case, n
     tz = desk.service.timezone
     sent = desk.notifier.to_customer(
         session, case, "confirm_request", "confirm-request", now, event="confirmation-requested",
-        close_at=local_time(desk.policy.auto_close_at(case.resolved_at), tz),
+        close_at=local_time(desk.policy.auto_close_at(case.resolved_at), tz, case.language),
         progress=_resolution_text(session, desk, case),
     )
     timers.finish(timer, now, "sent" if sent else "skipped:suppressed")
@@ -78,7 +78,7 @@ def handle_followup(session: Session, desk: Desk, timer: CaseTimer, case: Case, 
         session, case, "followup", "followup", now, event="followup-sent",
         event_detail={"step": timer.step, "of": total},
         step=timer.step, steps=total,
-        resolved=local_time(case.resolved_at, tz) if case.resolved_at else "",
+        resolved=local_time(case.resolved_at, tz, case.language) if case.resolved_at else "",
     )
     timers.finish(timer, now, "sent" if sent else "skipped:suppressed")
 

@@ -140,9 +140,9 @@ def handle_status_update(session: Session, desk: Desk, timer: CaseTimer, case: C
         session, case, "status_update", "status-update", now, event="status-update-sent",
         event_detail={"step": timer.step},
         progress=(progress.new_text or progress.text).strip() if progress else "",
-        progress_at=local_time(progress.created_at, tz) if progress else "",
+        progress_at=local_time(progress.created_at, tz, lang) if progress else "",
         next_step=step_zh if lang == "zh" else step_en,
-        next_update=local_time(next_due, tz) if next_due else "",
+        next_update=local_time(next_due, tz, lang) if next_due else "",
     )
     timers.finish(timer, now, "sent" if sent else "skipped:suppressed")
     timers.plan_status_update(session, desk.policy, case, now)

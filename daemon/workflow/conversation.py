@@ -450,13 +450,13 @@ class Workflow:
             else:
                 continue
             text = " ".join((m.new_text or m.text or "").split())
-            entries.append({"at": local_time(m.created_at, tz), "who": who,
+            entries.append({"at": local_time(m.created_at, tz, case.language), "who": who,
                             "text": text[:300] + ("…" if len(text) > 300 else "")})
         to = parsed.sender_email
         if self._send(session, Letter(
             kind="history", case=case, to=to, to_name=parsed.from_.name if parsed.from_ else "", template="history",
             language=case.language, now=now, event="history",
-            fields={"case": case, "entries": entries, "opened": local_time(case.opened_at, tz),
+            fields={"case": case, "entries": entries, "opened": local_time(case.opened_at, tz, case.language),
                     "service_name": self.service.display_name},
             in_reply_to=parsed.message_id, references=parsed.references,
         )):
