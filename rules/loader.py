@@ -557,7 +557,7 @@ def parse_file(path: Path, first_order: int = 0) -> tuple[list[Rule], list[RuleE
     return rules, parser.errors
 
 
-def _load(folder: Path) -> tuple[list[Rule], list[RuleError], tuple[str, ...], dict[str, WordList]]:
+def read_folder(folder: Path) -> tuple[list[Rule], list[RuleError], tuple[str, ...], dict[str, WordList]]:
     folder = Path(folder)
     if not folder.is_dir():
         return [], [RuleError(str(folder), 0, "rule folder does not exist or is not a folder")], (), {}
@@ -612,7 +612,7 @@ def load_rules(folder: Path | str | None = None) -> "RuleSet":
     from .matcher import RuleSet  # matcher imports model only; avoid a cycle
 
     path = Path(folder) if folder is not None else default_folder()
-    rules, errors, files, lists = _load(path)
+    rules, errors, files, lists = read_folder(path)
     if errors:
         raise RuleLoadError(errors)
     return RuleSet(rules, files=files, folder=str(path), lists=lists)
@@ -620,5 +620,5 @@ def load_rules(folder: Path | str | None = None) -> "RuleSet":
 
 def check_folder(path: Path | str) -> list[RuleError]:
     """Every error in the rule folder ``path``; empty when it loads cleanly."""
-    _, errors, _, _ = _load(Path(path))
+    _, errors, _, _ = read_folder(Path(path))
     return errors

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import RuleError
-from .loader import _load, default_folder, list_rule_files
+from .loader import default_folder, list_rule_files, read_folder
 from .matcher import RuleSet
 
 __all__ = ["RuleStore"]
@@ -55,7 +55,7 @@ class RuleStore:
 
     @staticmethod
     def _shipped_defaults() -> RuleSet:
-        rules, errors, files, lists = _load(default_folder())
+        rules, errors, files, lists = read_folder(default_folder())
         if errors:  # a packaging bug; keep running with no rules
             for err in errors:
                 log.error("shipped rule file rejected: %s", err)
@@ -103,7 +103,7 @@ class RuleStore:
 
     def _reload_locked(self) -> list[RuleError]:
         signature = self._stat()
-        rules, errors, files, lists = _load(self.folder)
+        rules, errors, files, lists = read_folder(self.folder)
         # Remember the signature even on failure, so a broken file is
         # reported once, not every interval; fixing it changes the mtime.
         self._signature = signature
