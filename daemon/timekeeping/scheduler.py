@@ -23,13 +23,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from . import aftercare, sla, timers, vendors
 from .desk import Desk
-from .settings import SchedulerConfig
 from ...storage.db import Database
 from ...storage.models import Case, CaseTimer
 
