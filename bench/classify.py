@@ -1,6 +1,6 @@
 """How well the rules classify realistic customer mail.
 
-Usage: python bench/classify.py [--set tuning|held-out|held-out-2|all] [--rules FOLDER] [--show]
+Usage: python bench/classify.py [--set tuning|held-out|held-out-2|held-out-3|all] [--rules FOLDER] [--show]
 
 Classifies the labelled mail in tests/data/classification/ (the tuning set
 the shipped rules were tuned on, and the held-out sets kept aside; see the
@@ -23,6 +23,7 @@ SETS = {
     "tuning": DATA / "tuning.toml",
     "held-out": DATA / "held-out.toml",
     "held-out-2": DATA / "held-out-2.toml",
+    "held-out-3": DATA / "held-out-3.toml",
 }
 
 
