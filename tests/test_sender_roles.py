@@ -391,3 +391,28 @@ def test_a_vendors_automatic_acknowledgement_still_gives_its_case_number(tmp_pat
         assert "The customer replied" not in body_of(notice) and "vendor" in body_of(notice)
     finally:
         app.close()
+
+
+def test_ignored_mail_is_listed_and_can_be_ingested_again(tmp_path) -> None:
+    """Nothing is dropped: mail that opened no case is listed with why, and a
+    retry after a rule change feeds it through the pipeline again."""
+    from test_cli import ok, run_cli, write_config
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "10-spam.toml").write_text(
+        '[[rule]]\nname = "lottery"\nany = ["中奖"]\nroute = "ignore"\n', encoding="utf-8")
+    cfg = write_config(tmp_path, classification={"rules_dir": str(rules)})
+    raw = tmp_path / "m.eml"
+    raw.write_bytes(mail(subject="恭喜中奖 / POS 机全部无法刷卡", body="收银台的 POS 机全部无法刷卡。",
+                         sender=f"张三 <{CUSTOMER}>"))
+    assert "\tignored\t" in ok(run_cli(cfg, "ingest", str(raw)))
+    listed = json.loads(ok(run_cli(cfg, "ignored", "list", "--json")))
+    assert len(listed) == 1 and "lottery" in listed[0]["reason"]
+    shown = run_cli(cfg, "ignored", "show", str(listed[0]["id"]), "--raw")
+    assert shown.stdout == raw.read_bytes()  # the exact bytes are kept
+    (rules / "10-spam.toml").write_text(
+        '[[rule]]\nname = "lottery"\nany = ["彩票"]\nroute = "ignore"\n', encoding="utf-8")
+    retried = ok(run_cli(cfg, "ignored", "retry", "--all"))
+    assert "\tnew" in retried
+    assert json.loads(ok(run_cli(cfg, "ignored", "list", "--json"))) == []
