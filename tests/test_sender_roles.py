@@ -416,3 +416,13 @@ def test_ignored_mail_is_listed_and_can_be_ingested_again(tmp_path) -> None:
     retried = ok(run_cli(cfg, "ignored", "retry", "--all"))
     assert "\tnew" in retried
     assert json.loads(ok(run_cli(cfg, "ignored", "list", "--json"))) == []
+
+
+def test_an_outage_report_that_also_matches_a_spam_rule_is_a_case(app, smtp_sink) -> None:
+    """Severity beats an ignore route (the shipped rules): a real P1 is never dropped as spam."""
+    res = app.pipeline.ingest(Inbound(mail(
+        subject="广告投放系统宕机，免费推广活动无法上线",
+        body="我们的广告投放系统全部宕机，所有客户的推广都中断了，请马上处理！",
+        sender=f"张三 <{CUSTOMER}>"), SOURCE))
+    assert res.outcome == "new"
+    assert load(app, res.case_number).priority == "P1"
