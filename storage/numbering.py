@@ -1,7 +1,10 @@
 """Case numbers from a configurable format such as ``SR-{year}-{seq:06d}``.
 
 The sequence lives in the ``case_counter`` table, one row per scope (the
-year, or year and month, when the format contains them). ``UPDATE ...
+year, or year and month, when the format contains them, prefixed by the
+series when a kind of case has numbers of its own: ``feature:2026``). Year
+and month are those of the service's time zone: a case opened on
+1 January 00:30 Beijing time is numbered in the new year. ``UPDATE ...
 RETURNING`` takes the row lock inside the writer's transaction, so two
 daemons on one PostgreSQL never hand out the same number; a rolled-back
 transaction leaves a gap, which is allowed.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import re
 import string
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
@@ -25,13 +29,18 @@ def _fields(fmt: str) -> set[str]:
     return {name for _lit, name, _spec, _conv in string.Formatter().parse(fmt) if name}
 
 
-def counter_scope(fmt: str, now: datetime) -> str:
+def counter_scope(fmt: str, now: datetime, series: str = "") -> str:
     names = _fields(fmt)
+    prefix = f"{series}:" if series else ""
     if "month" in names:
-        return f"{now.year:04d}-{now.month:02d}"
+        return f"{prefix}{now.year:04d}-{now.month:02d}"
     if "year" in names:
-        return f"{now.year:04d}"
-    return "all"
+        return f"{prefix}{now.year:04d}"
+    return f"{prefix}all"
+
+
+def _local(now: datetime, tz: str | None) -> datetime:
+    return now.astimezone(ZoneInfo(tz)) if tz else now
 
 
 def number_pattern(fmt: str) -> re.Pattern[str]:
@@ -83,8 +92,11 @@ def reserve_case_numbers(session: Session, count: int) -> None:
     batch_cache(session).number_block = max(1, count)
 
 
-def allocate_case_number(session: Session, fmt: str, now: datetime) -> str:
-    scope = counter_scope(fmt, now)
+def allocate_case_number(session: Session, fmt: str, now: datetime, tz: str | None = None,
+                         series: str = "") -> str:
+    """The next number of ``fmt``'s series; year and month taken in ``tz``."""
+    now = _local(now, tz)
+    scope = counter_scope(fmt, now, series)
     cache = batch_cache(session)
     block_size = cache.number_block
     if not block_size:

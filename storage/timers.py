@@ -16,7 +16,7 @@ from sqlalchemy import and_, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from .models import Case, CaseTimer
+from .models import Case, CaseTimer, Event
 
 
 def insert_timer(session: Session, timer: CaseTimer) -> bool:
@@ -99,4 +99,52 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[CaseTimer]:
         select(CaseTimer).where(CaseTimer.done_at.is_(None), CaseTimer.due_at <= now)
         .order_by(CaseTimer.due_at, CaseTimer.id).limit(limit).with_for_update(skip_locked=True)
     )
+    return list(session.execute(stmt).scalars())
+
+
+def case_timers(session: Session, case: Case) -> list[CaseTimer]:
+    """Every timer of the case, past and pending, in due order."""
+    stmt = select(CaseTimer).where(CaseTimer.case_id == case.id).order_by(CaseTimer.due_at, CaseTimer.id)
+    return list(session.execute(stmt).scalars())
+
+
+def last_event_at(session: Session, case: Case, actions: Sequence[str], since: datetime | None = None) -> datetime | None:
+    """When the newest event of ``actions`` on the case happened (at or after ``since``)."""
+    stmt = select(func.max(Event.at)).where(Event.case_id == case.id, Event.action.in_(list(actions)))
+    if since is not None:
+        stmt = stmt.where(Event.at >= since)
+    return session.execute(stmt).scalar()
+
+
+def first_event_at(session: Session, case: Case, actions: Sequence[str], since: datetime) -> datetime | None:
+    """When the first event of ``actions`` at or after ``since`` happened."""
+    stmt = select(func.min(Event.at)).where(Event.case_id == case.id, Event.action.in_(list(actions)),
+                                            Event.at >= since)
+    return session.execute(stmt).scalar()
+
+
+def newest_event(session: Session, case: Case, action: str) -> Event | None:
+    stmt = (select(Event).where(Event.case_id == case.id, Event.action == action)
+            .order_by(Event.at.desc(), Event.id.desc()).limit(1))
+    return session.execute(stmt).scalars().first()
+
+
+def events_of(session: Session, case_ids: Sequence[int], actions: Sequence[str]) -> list[Event]:
+    """Events of ``actions`` on the given cases, oldest first (for reports)."""
+    if not case_ids:
+        return []
+    stmt = (select(Event).where(Event.case_id.in_(list(case_ids)), Event.action.in_(list(actions)))
+            .order_by(Event.at, Event.id))
+    return list(session.execute(stmt).scalars())
+
+
+def pending_or_done(session: Session, case: Case, kind: str) -> list[CaseTimer]:
+    """Every timer of ``kind`` on the case, oldest first."""
+    stmt = select(CaseTimer).where(CaseTimer.case_id == case.id, CaseTimer.kind == kind).order_by(CaseTimer.id)
+    return list(session.execute(stmt).scalars())
+
+
+def cases_in(session: Session, statuses: Sequence[str], limit: int) -> list[Case]:
+    stmt = (select(Case).where(Case.status.in_(list(statuses))).order_by(Case.id).limit(limit)
+            .with_for_update(skip_locked=True, of=Case))
     return list(session.execute(stmt).scalars())

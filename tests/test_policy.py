@@ -93,8 +93,8 @@ def test_defaults_match_domain_figures() -> None:
     assert dict(p3.resolution) == {"guidance": wd(2)}
     assert dict(p4.resolution) == {"answer": dur(hours=24)}
 
-    # Basis: P1 7x24 wall clock, P2-P4 working time.
-    assert [x.working_time for x in (p1, p2, p3, p4)] == [False, True, True, True]
+    # Basis: P1 and P2 7x24 wall clock (issue 13), P3-P4 working time.
+    assert [x.working_time for x in (p1, p2, p3, p4)] == [False, False, True, True]
 
     roles = ["service-engineer", "support-supervisor", "general-manager"]
     assert p1.escalation == tuple(EscalationStep(d, r) for d, r in zip([dur(minutes=30), dur(hours=1), dur(hours=2)], roles))
@@ -179,8 +179,8 @@ def test_from_toml() -> None:
     assert p2.status_update_every is None
     assert dict(p2.resolution) == {"root_cause": dur(hours=4), "fix": wd(2)}
     assert [s.role for s in p2.escalation] == ["service-engineer", "support-supervisor"]
-    # Keys not given keep their defaults.
-    assert p2.working_time is True
+    # Keys not given keep their defaults (P2 is on the 7x24 clock by default since issue 13).
+    assert p2.working_time is False
     assert p2.followups == (dur(days=3),)
     assert p.priorities["P1"] == Policy.default().priorities["P1"]
     assert p.priorities["P4"].working_time is False
@@ -297,11 +297,14 @@ def test_none_status_update_and_zero_reopen_window_allowed() -> None:
 # -- scheduler helpers -----------------------------------------------------------------------------
 
 P = Policy.default()
+# P2 on working time, as admins who count office hours configure it (the default is 7x24 since issue 13).
+PW = Policy.from_dict({"P2": {"working_time": True}}, "test.toml")
 
 
 def test_basis_for() -> None:
     assert isinstance(P.basis_for("P1"), WallClock)
-    assert P.basis_for("P2") is P.calendar
+    assert isinstance(P.basis_for("P2"), WallClock)  # issue 13: P2 is 7x24 by default
+    assert PW.basis_for("P2") is PW.calendar
     with pytest.raises(LookupError):
         P.basis_for("P9")
 
@@ -310,8 +313,9 @@ def test_first_response_due() -> None:
     fri_evening = sh(2026, 3, 13, 17, 20)
     # P1 is 7x24: 30 min later, Friday 17:50.
     assert P.first_response_due("P1", fri_evening) == sh(2026, 3, 13, 17, 50)
-    # P2 counts working time: 10 min on Friday, 1 h 50 min on Monday.
-    assert P.first_response_due("P2", fri_evening) == sh(2026, 3, 16, 10, 50)
+    # P2 on working time: 10 min on Friday, 1 h 50 min on Monday; by default 7x24: 2 h later.
+    assert PW.first_response_due("P2", fri_evening) == sh(2026, 3, 16, 10, 50)
+    assert P.first_response_due("P2", fri_evening) == sh(2026, 3, 13, 19, 20)
     # P4: 24 working hours = 3 x 7.5 h + 1.5 h from Monday 09:00.
     assert P.first_response_due("P4", sh(2026, 3, 16, 9, 0)) == sh(2026, 3, 19, 10, 30)
 
@@ -351,19 +355,29 @@ def test_resolution_due_working_days() -> None:
 def test_next_status_update() -> None:
     last = sh(2026, 3, 13, 16, 0)
     assert P.next_status_update("P1", last) == sh(2026, 3, 13, 17, 0)
-    assert P.next_status_update("P2", last) == sh(2026, 3, 16, 11, 30)
+    assert PW.next_status_update("P2", last) == sh(2026, 3, 16, 11, 30)
+    assert P.next_status_update("P2", last) == sh(2026, 3, 13, 20, 0)
     assert P.next_status_update("P3", last) == sh(2026, 3, 16, 16, 0)
     assert P.next_status_update("P4", last) is None
 
 
 def test_followup_times_move_into_working_hours() -> None:
     resolved = sh(2026, 3, 13, 16, 0)  # Friday
-    assert P.followup_times("P1", resolved) == [
+    no_gap = Policy.from_dict({"followup_min_gap": "0s"}, WHERE)
+    # Surveyed at resolution (the customer confirmed at once), no gap: the plain schedule.
+    assert no_gap.followup_times("P1", resolved, survey_at=resolved) == [
         sh(2026, 3, 16, 9, 0),  # Sat 16:00 -> Monday morning
         sh(2026, 3, 16, 16, 0),  # Monday 16:00
         sh(2026, 3, 20, 16, 0),  # Friday 16:00
     ]
-    assert P.followup_times("P2", resolved) == [sh(2026, 3, 16, 16, 0)]
+    # Issue 13: after the survey (silence closes Monday 16:00), a day apart from it and each other.
+    assert P.followup_times("P1", resolved) == [
+        sh(2026, 3, 17, 16, 0),  # a day after the survey
+        sh(2026, 3, 18, 16, 0),  # a day after follow-up 1
+        sh(2026, 3, 20, 16, 0),
+    ]
+    assert no_gap.followup_times("P2", resolved, survey_at=resolved) == [sh(2026, 3, 16, 16, 0)]
+    assert P.followup_times("P2", resolved) == [sh(2026, 3, 17, 16, 0)]  # a day after the survey
     assert P.followup_times("P4", resolved) == []
 
 

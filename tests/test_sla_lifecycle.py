@@ -1,5 +1,8 @@
 """Done-when: a P1 case opened by e-mail on a Friday evening, through to survey and follow-ups.
 
+Issue 13 changed this on purpose: follow-ups keep policy.followup_min_gap (1 day) from
+each other and from the survey, so follow-up 1 no longer lands on the survey's day.
+
 Every notice the default policy promises, to the right people at the right
 instants (P1 runs on the wall clock; follow-ups move to working time, where
 Saturday 2026-10-10 is an adjusted working day after National Day), and
@@ -66,10 +69,10 @@ def test_p1_friday_evening_lifecycle(tmp_path, smtp_sink) -> None:
     assert at(23, 20) == []                                    # no status updates once resolved
     assert at(9, 0, day=10) == []                              # escalations all done; nothing on Saturday
 
-    # Follow-up 1: a day after resolution is Saturday 23:10, moved to the next working time (Monday 09:00).
-    assert at(8, 59, day=12) == []
-    assert at(9, 0, day=12) == [(CUSTOMER, "followup")]
-    # Silence for 3 days closes the case and sends the survey.
+    # Silence for 3 days closes the case and sends the survey. Follow-up 1 (a day after
+    # resolution: Saturday 23:10 -> Monday 09:00) would come 14 h before the survey, so it
+    # is moved a day after the survey (policy.followup_min_gap), into working time.
+    assert at(9, 0, day=12) == []
     assert at(23, 9, day=12) == []
     assert at(23, 10, day=12) == [(CUSTOMER, "survey")]
     assert case_of(app, number).status == "closed"
@@ -84,7 +87,9 @@ def test_p1_friday_evening_lifecycle(tmp_path, smtp_sink) -> None:
         scores = [(r.kind, r.score, r.recurred) for r in s.execute(select(SurveyResponse)).scalars()]
     assert scores == [("survey", 5, False)]
 
-    assert at(9, 0, day=13) == [(CUSTOMER, "followup")]       # 3 days after: Monday 23:10 -> Tuesday 09:00
+    assert at(9, 0, day=13) == []                              # no longer the day of the survey
+    assert at(9, 0, day=14) == [(CUSTOMER, "followup")]       # a day after the survey, next working start
+    assert at(9, 0, day=15) == [(CUSTOMER, "followup")]       # 3 days: Tuesday 09:00, a gap after follow-up 1
     assert at(9, 0, day=16) == []
     assert at(9, 0, day=19) == [(CUSTOMER, "followup")]       # 7 days after: Friday 23:10 -> Monday 09:00
     assert at(9, 0, day=30) == []

@@ -21,9 +21,10 @@ PRIORITY_LABELS = {
            "P3": "minor: partial impairment", "P4": "question: configuration, usage or installation"},
 }
 STATUS_LABELS = {
-    "zh": {"new": "新建", "open": "处理中", "pending": "等待您的回复", "resolved": "已解决", "closed": "已关闭"},
-    "en": {"new": "new", "open": "in progress", "pending": "waiting for your reply", "resolved": "resolved",
-           "closed": "closed"},
+    "zh": {"new": "新建", "open": "处理中", "pending": "等待您的回复", "pending-vendor": "等待厂商处理",
+           "resolved": "已解决", "closed": "已关闭"},
+    "en": {"new": "new", "open": "in progress", "pending": "waiting for your reply",
+           "pending-vendor": "with the vendor", "resolved": "resolved", "closed": "closed"},
 }
 ROLE_LABELS = {
     "zh": {"service-engineer": "服务工程师", "support-supervisor": "技术支持主管", "general-manager": "总经理"},
@@ -92,3 +93,22 @@ def local_time(dt: datetime, tz: str, lang: str | None = None) -> str:
     local = dt.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
     label = zone_label(dt, tz, lang)
     return f"{local}（{label}）" if lang == "zh" else f"{local} ({label})"
+
+
+def say_promise(duration: Duration, working_time: bool, lang: str) -> str:
+    """A promise as the customer must read it: which kind of time it counts.
+
+    "2 小时" on the 7x24 clock, "2 个工作小时" / "2 working hours" on working
+    time (a 24 h promise on working time is never "1 天"), working days as such.
+    """
+    if duration.working_days or not working_time:
+        return say_duration(duration, lang)
+    minutes = max(0, int(duration.delta.total_seconds() // 60))
+    hours, mins = divmod(minutes, 60)
+    if lang == "zh":
+        parts = ([f"{hours} 个工作小时"] if hours else []) + ([f"{mins} 分钟"] if mins else [])
+        return " ".join(parts) + ("（按工作时间计）" if not hours else "") if parts else "0 分钟"
+    parts = ([f"{hours} working hour{'s' if hours > 1 else ''}"] if hours else []) + (
+        [f"{mins} working minute{'s' if mins > 1 else ''}" if not hours else f"{mins} minute{'s' if mins > 1 else ''}"]
+        if mins else [])
+    return " ".join(parts) or "0 minutes"

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from ..config import ServiceConfig
 from ..fax.intake import FaxIntake
-from ..timekeeping.aftercare import Aftercare
+from ..timekeeping.aftercare import Aftercare, reopen_case
 from ..timekeeping.desk import Desk
 from ..timekeeping.vendors import vendor_replied
 from ..workflow.conversation import Workflow
@@ -62,10 +62,8 @@ class ApplyToCase:
         assert parsed is not None and now is not None and ctx.match is not None
         case = ctx.case = ctx.match.case
         actor = parsed.sender_email or "unknown"
-        if ctx.reopen:
-            repo.add_event(session, case, now, actor, "status", old="closed", new="open",
-                           detail={"reason": "customer replied within the reopen window"})
-            case.status, case.closed_at, case.updated_at = "open", None, now
+        if ctx.reopen:  # the lifecycle restarts first response and escalation from now
+            reopen_case(session, self.desk, case, now, actor=actor, reason="customer replied within the reopen window")
         message = ctx.message = self.store_message(session, ctx, case)
         if ctx.role == AUTOMATION:
             repo.add_event(session, case, now, actor, "automatic-mail", new=ctx.automatic)
@@ -96,7 +94,10 @@ class ApplyToCase:
             return
         svc = self.service
         language = result.language or parsed.language or svc.default_language
-        number = allocate_case_number(session, svc.case_number_format, now)
+        kind = self.desk.policy.kind_of(result.category, result.route)
+        # A kind with a number format of its own (feature requests) has its own series.
+        number = allocate_case_number(session, kind.number_format or svc.case_number_format, now, svc.timezone,
+                                      series=kind.name if kind.number_format else "")
         linked = ctx.linked
         case = ctx.case = Case(
             number=number,

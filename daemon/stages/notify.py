@@ -18,7 +18,7 @@ from ..config import ServiceConfig
 from ..fax.config import FaxConfig
 from ..notify.fax_route import reply_route
 from ..notify.notifier import Letter, Notifier
-from ..notify.wording import NO_SUBJECT, local_time, priority_label, say_duration
+from ..notify.wording import NO_SUBJECT, local_time, priority_label, say_promise
 from ..timekeeping.policy import Policy
 from ..workflow.conversation import Workflow
 from .context import MessageContext
@@ -74,8 +74,8 @@ class Notify:
         route = reply_route(case.customer, parsed, self.fax)
         svc = self.service
         lang = case.language
-        pri = self.policy.priority(case.priority)
-        due = self.policy.first_response_due(case.priority, case.opened_at)
+        promise, working_time = self.policy.response_promise(case.priority, case.category, case.route)
+        due = self.policy.response_due(case.priority, case.category, case.route, case.opened_at)
         name = parsed.from_.name if parsed.from_ else ""
         queued = self.notifier.send(session, Letter(
             kind="ack", case=case, to=parsed.sender_email, to_name=name,
@@ -86,7 +86,7 @@ class Notify:
                 subject=parsed.subject or NO_SUBJECT.get(lang, NO_SUBJECT["en"]),
                 customer_name=(route.name if route is not None and route.address else name),
                 priority_label=priority_label(case.priority, lang),
-                first_response=say_duration(pri.first_response, lang),
+                first_response=say_promise(promise, working_time, lang),
                 first_response_due=local_time(due, svc.timezone, lang),
                 service_name=svc.display_name,
             ),

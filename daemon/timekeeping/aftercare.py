@@ -17,10 +17,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from . import notices, timers
+from . import lifecycle, notices, timers
 from .desk import Desk
+from ..directory.roles import CUSTOMER
 from ..notify.wording import local_time
-from .survey import read_reply
+from .survey import read_reply, reopens
 from ...parsers.message import ParsedMessage
 from ...storage import repository as repo
 from ...storage.models import Case, CaseTimer, Message, SurveyResponse
@@ -95,10 +96,8 @@ def _resolution_text(session: Session, desk: Desk, case: Case) -> str:
 def close_case(session: Session, desk: Desk, case: Case, now: datetime, *, actor: str, reason: str,
                cycle: int | None = None) -> None:
     """Close a resolved case and send the satisfaction survey once per resolution."""
-    old = case.status
-    case.status, case.closed_at, case.updated_at = "closed", now, now
-    repo.add_event(session, case, now, actor, "status", old=old, new="closed", detail={"reason": reason})
-    timers.cancel_pending(session, case, (timers.AUTO_CLOSE, timers.CONFIRM), now, "closed")
+    role = lifecycle.SYSTEM if actor == "scheduler" else CUSTOMER
+    lifecycle.transition(session, desk.policy, case, "close", now, actor=actor, role=role, reason=reason)
     if cycle is None:
         cycle = max(timers.next_cycle(session, case) - 1, 0)
     send_survey(session, desk, case, now, cycle)
@@ -115,14 +114,11 @@ def send_survey(session: Session, desk: Desk, case: Case, now: datetime, cycle: 
     timers.finish(survey, now, "sent" if sent else "skipped:suppressed")
 
 
-def reopen_case(session: Session, desk: Desk, case: Case, now: datetime, *, actor: str, reason: str) -> None:
-    """Reopen after a recurrence: the open-phase process starts again."""
-    old = case.status
-    case.status, case.updated_at = "open", now
-    case.resolved_at = None
-    case.closed_at = None
-    repo.add_event(session, case, now, actor, "status", old=old, new="open", detail={"reason": reason})
-    timers.cancel_pending(session, case, timers.RESOLUTION_PHASE, now, "reopened")
+def reopen_case(session: Session, desk: Desk, case: Case, now: datetime, *, actor: str, reason: str,
+                role: str = CUSTOMER) -> None:
+    """Reopen after a recurrence or a new question: a new round of first
+    response, escalation and status updates starts now (lifecycle.replan)."""
+    lifecycle.transition(session, desk.policy, case, "reopen", now, actor=actor, role=role, reason=reason)
 
 
 # ---------------------------------------------------------------- replies
@@ -162,11 +158,11 @@ class Aftercare:
         self.desk = desk
 
     def keep_closed(self, session: Session, case: Case, parsed: ParsedMessage, now: datetime) -> bool:
-        """A survey answer to a closed case stays on the closed case (no reopen)."""
-        if not _is_customer(self.desk, parsed.sender_email) or _surveyed(session, case) is None:
+        """A reply that stays on the closed case: thanks, a score, a confirmation.
+        Only a recurrence or a new question reopens (or, late, opens a linked case)."""
+        if not _is_customer(self.desk, parsed.sender_email):
             return False
-        reading = read_reply(parsed.new_text or parsed.text)
-        return not reading.recurred and (reading.score is not None or reading.confirmed)
+        return not reopens(parsed.new_text or parsed.text or "")
 
     def after_store(self, session: Session, case: Case, message: Message, parsed: ParsedMessage,
                     outcome: str) -> None:
@@ -180,6 +176,7 @@ class Aftercare:
             if reading.score is not None or _surveyed(session, case) is not None:
                 _record_answer(session, case, message, text, now)
             if reading.recurred:
+                repo.add_event(session, case, now, actor, "recurrence", detail={"text": text.strip()[:500]})
                 reopen_case(session, self.desk, case, now, actor=actor, reason="customer reports the fault is back")
             elif reading.confirmed:
                 repo.add_event(session, case, now, actor, "customer-confirmed")
@@ -193,6 +190,4 @@ class Aftercare:
         elif reading.recurred and _surveyed(session, case) is not None:
             # The pipeline reopened a closed case for this reply; keep what it said.
             _record_answer(session, case, message, text, now)
-            timers.cancel_pending(session, case, timers.RESOLUTION_PHASE, now, "reopened")
-            case.resolved_at = None
             repo.add_event(session, case, now, actor, "recurrence", detail={"text": text.strip()[:500]})

@@ -75,6 +75,8 @@ __all__ = [
     "PRIORITIES",
     "ComplaintPolicy",
     "Duration",
+    "FAULT",
+    "KindPolicy",
     "EscalationStep",
     "Policy",
     "PolicyError",
@@ -158,11 +160,12 @@ def _steps(*pairs: tuple[str, str]) -> tuple[EscalationStep, ...]:
     return tuple(EscalationStep(_d(after), role) for after, role in pairs)
 
 
-# Basis choice for the defaults: P1 (system down, business stopped) is a 7x24
-# commitment, so it runs on the wall clock; P2-P4 count working time (office
-# hours, PRC holidays and 调休), as the seeds phrase their targets in working
-# days. Consequence worth knowing: P4's "24h" is 24 *working* hours (about
-# three working days), and P2/P3 escalation hours pause overnight.
+# Basis choice for the defaults: P1 and P2 are 7x24 commitments (seed 002's
+# duty engineer, seed 000's "P2 same as P1"), so they run on the wall clock;
+# P3 and P4 count working time (office hours, PRC holidays and 调休). Their
+# resolution targets in working days ("1wd") count on the calendar whatever
+# the basis. P4's "24h" is 24 *working* hours, and every text says so
+# ("24 个工作小时内") with the real deadline.
 _DEFAULT_PRIORITIES: dict[str, PriorityPolicy] = {
     "P1": PriorityPolicy(
         working_time=False,
@@ -173,7 +176,7 @@ _DEFAULT_PRIORITIES: dict[str, PriorityPolicy] = {
         followups=(_d("1d"), _d("3d"), _d("7d")),
     ),
     "P2": PriorityPolicy(
-        working_time=True,
+        working_time=False,
         first_response=_d("2h"),
         status_update_every=_d("4h"),
         resolution=MappingProxyType({"root_cause": _d("1wd"), "fix": _d("3wd")}),
@@ -199,6 +202,40 @@ _DEFAULT_PRIORITIES: dict[str, PriorityPolicy] = {
 }
 
 
+@dataclass(frozen=True)
+class KindPolicy:
+    """A kind of case (fault, complaint, feature request ...): which cases are
+    of it, the number series they take, and which clock they get.
+
+    ``fault_sla`` False: no escalation matrix, no status updates, no
+    resolution targets; only ``respond`` (a first answer, recorded when missed).
+    ``complaint`` True: the complaint deadlines (respond, plan, close) too.
+    """
+
+    name: str
+    categories: tuple[str, ...] = ()
+    routes: tuple[str, ...] = ()
+    number_format: str | None = None  # None: the service's case_number_format, shared series
+    fault_sla: bool = True
+    complaint: bool = False
+    respond: Duration | None = None
+
+
+FAULT = "fault"
+_DEFAULT_KINDS: dict[str, KindPolicy] = {
+    "complaint": KindPolicy("complaint", categories=("complaint",), complaint=True),
+    # Seed 001: requests for new features are not faults; sales answers them,
+    # numbered in their own series (…-XXQ-…).
+    "feature": KindPolicy("feature", categories=("feature-request", "quote"), routes=("sales",),
+                          number_format="XQ-{year}-{seq:06d}", fault_sla=False, respond=_d("2wd")),
+    FAULT: KindPolicy(FAULT),
+}
+
+
+def _default_kinds() -> Mapping[str, KindPolicy]:
+    return MappingProxyType(dict(_DEFAULT_KINDS))
+
+
 def _default_priorities() -> Mapping[str, PriorityPolicy]:
     return MappingProxyType(dict(_DEFAULT_PRIORITIES))
 
@@ -221,6 +258,12 @@ class Policy:
     # opens a new case linked to the old one. "0s" = never reopen.
     reopen_window: Duration = field(default_factory=lambda: _d("14d"))
     survey_on_close: bool = True
+    # Kinds of case, checked in order; a case of no listed kind is a fault.
+    kinds: Mapping[str, KindPolicy] = field(default_factory=_default_kinds)
+    # Follow-ups never come closer than this to each other or to the survey.
+    followup_min_gap: Duration = field(default_factory=lambda: _d("1d"))
+    # Who hears of a missed resolution target.
+    resolution_role: str = "support-supervisor"
 
     @classmethod
     def default(cls) -> Policy:
@@ -259,11 +302,36 @@ class Policy:
         """``duration`` after ``start`` on the priority's basis (working days on the calendar)."""
         return duration.after(start, self.basis_for(priority), self.calendar)
 
+    def kind_of(self, category: str | None, route: str | None) -> KindPolicy:
+        """The kind of a case with this category and route (fault when none claims it)."""
+        for kind in self.kinds.values():
+            if (category and category in kind.categories) or (route and route in kind.routes):
+                return kind
+        return self.kinds.get(FAULT) or KindPolicy(FAULT)
+
+    def kind(self, name: str | None) -> KindPolicy:
+        return self.kinds.get(name or FAULT) or KindPolicy(name or FAULT)
+
     # -- scheduler helpers --------------------------------------------------
 
     def first_response_due(self, priority: object, opened_at: datetime) -> datetime:
         """When the first answer to the customer is due."""
         return self.due(priority, opened_at, self.priority(priority).first_response)
+
+    def response_promise(self, priority: object, category: str | None, route: str | None) -> tuple[Duration, bool]:
+        """The first-response promise of a case, and whether it counts working time."""
+        kind = self.kind_of(category, route)
+        if not kind.fault_sla and kind.respond is not None:
+            return kind.respond, True
+        pp = self.priority(priority)
+        return pp.first_response, pp.working_time
+
+    def response_due(self, priority: object, category: str | None, route: str | None, opened_at: datetime) -> datetime:
+        """When the first answer is due, by the case's kind and priority."""
+        kind = self.kind_of(category, route)
+        if not kind.fault_sla and kind.respond is not None:
+            return kind.respond.after(opened_at, self.calendar, self.calendar)
+        return self.first_response_due(priority, opened_at)
 
     def resolution_due(self, priority: object, opened_at: datetime) -> dict[str, datetime]:
         """Each resolution target ("root_cause", "fix", ...) as a deadline."""
@@ -282,17 +350,34 @@ class Policy:
             return None
         return self.due(priority, last_update_at, every)
 
-    def followup_times(self, priority: object, resolved_at: datetime) -> list[datetime]:
+    def followup_times(self, priority: object, resolved_at: datetime,
+                       survey_at: datetime | None = None) -> list[datetime]:
         """When to contact the customer after resolution.
 
         Offsets are calendar periods (wall clock), then moved to the next
         working time, because a follow-up is a person calling or writing
         during office hours: "1 day after Friday's fix" is Monday morning.
+        Follow-ups come after the survey (``survey_at``; by default when
+        silence closes the case), so the score is asked once, after the
+        customer confirmed, and never within ``followup_min_gap`` of the
+        survey or of each other: one that would is moved to a gap after it.
         """
-        out = []
+        gap = self.followup_min_gap
+        survey = survey_at if survey_at is not None else self.auto_close_at(resolved_at)
+        out: list[datetime] = []
         for offset in self.priority(priority).followups:
-            at = offset.after(resolved_at, self.wall_clock, self.calendar)
-            out.append(self.calendar.next_working_start(at))
+            at = self.calendar.next_working_start(offset.after(resolved_at, self.wall_clock, self.calendar))
+            for _ in range(10):
+                moved = at
+                if out and moved < gap.after(out[-1], self.wall_clock, self.calendar):
+                    moved = gap.after(out[-1], self.wall_clock, self.calendar)
+                if moved < gap.after(survey, self.wall_clock, self.calendar):
+                    moved = gap.after(survey, self.wall_clock, self.calendar)
+                moved = self.calendar.next_working_start(moved)
+                if moved == at:
+                    break
+                at = moved
+            out.append(at)
         return out
 
     def auto_close_at(self, resolved_at: datetime) -> datetime:
@@ -542,9 +627,45 @@ class _PolicyReader:
             raise self.error(key, f"expected respond <= plan <= close, got {result.respond}, {result.plan}, {result.close}")
         return result
 
+    def kinds(self, data: object, key: str) -> Mapping[str, KindPolicy]:
+        t = self.table(data, key, tuple(data) if isinstance(data, Mapping) else ())
+        out = dict(_DEFAULT_KINDS)
+        allowed = ("categories", "routes", "number_format", "fault_sla", "complaint", "respond")
+        for name, value in t.items():
+            k = f"{key}.{name}"
+            if not isinstance(name, str) or not re.match(r"^[a-z][a-z0-9_-]*$", name):
+                raise self.error(k, "kind names must be lower-case words such as feature")
+            item = self.table(value, k, allowed)
+            base = out.get(name, KindPolicy(name))
+            changes: dict[str, Any] = {}
+            for lst in ("categories", "routes"):
+                if lst in item:
+                    changes[lst] = tuple(self.string(v, f"{k}.{lst}[{i}]")
+                                         for i, v in enumerate(self.array(item[lst], f"{k}.{lst}")))
+            if "number_format" in item:
+                fmt = self.string(item["number_format"], f"{k}.number_format")
+                try:
+                    fmt.format(year=2026, month=1, seq=1)
+                except (KeyError, ValueError, IndexError) as exc:
+                    raise self.error(f"{k}.number_format", f"cannot format ({exc}); use {{year}}, {{month}}, {{seq}}") from None
+                if "{seq" not in fmt:
+                    raise self.error(f"{k}.number_format", "must contain {seq}")
+                changes["number_format"] = fmt
+            for flag in ("fault_sla", "complaint"):
+                if flag in item:
+                    changes[flag] = self.boolean(item[flag], f"{k}.{flag}")
+            if "respond" in item:
+                changes["respond"] = self.duration(item["respond"], f"{k}.respond")
+            out[name] = replace(base, **changes)
+        # The catch-all comes last, whatever order the file gives.
+        fault = out.pop(FAULT, KindPolicy(FAULT))
+        out[FAULT] = fault
+        return MappingProxyType(out)
+
     def policy(self, data: object) -> Policy:
         key = "policy"
-        allowed = (*PRIORITIES, "calendar", "complaint", "close_after_silence", "reopen_window", "survey_on_close")
+        allowed = (*PRIORITIES, "calendar", "complaint", "close_after_silence", "reopen_window", "survey_on_close",
+                   "kinds", "followup_min_gap", "resolution_role")
         t = self.table(data, key, allowed)
         cal = self.calendar(t["calendar"], f"{key}.calendar") if "calendar" in t else WorkCalendar()
         priorities = dict(_DEFAULT_PRIORITIES)
@@ -560,6 +681,13 @@ class _PolicyReader:
             changes["reopen_window"] = self.duration(t["reopen_window"], f"{key}.reopen_window", allow_zero=True)
         if "survey_on_close" in t:
             changes["survey_on_close"] = self.boolean(t["survey_on_close"], f"{key}.survey_on_close")
+        if "kinds" in t:
+            changes["kinds"] = self.kinds(t["kinds"], f"{key}.kinds")
+        if "followup_min_gap" in t:
+            changes["followup_min_gap"] = self.duration(t["followup_min_gap"], f"{key}.followup_min_gap",
+                                                        allow_zero=True)
+        if "resolution_role" in t:
+            changes["resolution_role"] = self.string(t["resolution_role"], f"{key}.resolution_role")
         return Policy(**changes)
 
 

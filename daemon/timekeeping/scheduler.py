@@ -27,7 +27,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from . import aftercare, sla, timers, vendors
+from . import aftercare, lifecycle, sla, timers, vendors
 from .desk import Desk
 from ...storage.db import Database
 from ...storage.models import Case, CaseTimer
@@ -42,6 +42,7 @@ HANDLERS: dict[str, Handler] = {
     timers.ESCALATION: sla.handle_escalation,
     timers.STATUS_UPDATE: sla.handle_status_update,
     timers.COMPLAINT: sla.handle_complaint,
+    lifecycle.RESOLUTION: sla.handle_resolution,
     timers.CONFIRM: aftercare.handle_confirm,
     timers.AUTO_CLOSE: aftercare.handle_auto_close,
     timers.FOLLOWUP: aftercare.handle_followup,
@@ -65,17 +66,24 @@ class SweepReport:
 
 
 def _plan(desk: Desk, db: Database, now: datetime, batch: int, report: SweepReport) -> None:
-    """Give new, resolved and re-opened cases their timers (one transaction per query)."""
-    complaint = desk.settings.complaint_category
+    """Give cases that have no plan yet their timers (the lifecycle plans every
+    later change itself; this catches new cases and ones older than this code)."""
     with db.transaction() as s:
         for case in timers.cases_needing_open_plan(s, batch):
-            report.planned += timers.plan_open(s, desk.policy, case, complaint)
+            report.planned += len(lifecycle.ensure_planned(s, desk.policy, case, now)["added"])
     with db.transaction() as s:
         for case in timers.cases_needing_resolution_plan(s, batch):
-            report.planned += timers.plan_resolution(s, desk.policy, case)
+            report.planned += len(lifecycle.replan(s, desk.policy, case, now, cause="resolved")["added"])
+
+
+def replan_open_cases(desk: Desk, db: Database, now: datetime, *, batch: int = 500) -> int:
+    """Re-plan every unfinished case against ``desk.policy`` (after the policy changed)."""
+    changed = 0
     with db.transaction() as s:
-        for case in timers.cases_needing_update_plan(s, desk.policy, batch):
-            report.planned += 1 if timers.plan_status_update(s, desk.policy, case, now) else 0
+        for case in timers.unfinished_cases(s, batch):
+            result = lifecycle.replan(s, desk.policy, case, now, cause="policy")
+            changed += int(bool(result["added"] or result["cancelled"]))
+    return changed
 
 
 def _handle_batch(desk: Desk, db: Database, now: datetime, batch: int, report: SweepReport) -> int:

@@ -13,32 +13,44 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from . import notices, timers
+from . import lifecycle, notices, timers
 from .desk import Desk
-from ..notify.wording import PRIORITY_LABELS, lang_of, local_time, say_delta, say_duration
+from ..notify.wording import PRIORITY_LABELS, lang_of, local_time, priority_label, say_delta, say_promise
 from ...storage import repository as repo
+from ...storage import timers as store
 from ...storage.models import Case, CaseTimer
 
 
-def _sla_lines(desk: Desk, case: Case, now: datetime) -> dict[str, Any]:
+def _sla_lines(session: Session, desk: Desk, case: Case, now: datetime) -> dict[str, Any]:
     """What was promised and how it went, for escalation mail."""
     policy = desk.policy
     tz = desk.service.timezone
     pp = policy.priority(case.priority)
-    due = policy.first_response_due(case.priority, case.opened_at)
+    start = lifecycle.round_start(session, case)
+    due = policy.first_response_due(case.priority, start)
+    responded = _responded(session, case, start)
     return {
         "first_response_target": pp.first_response,
         "first_response_due": local_time(due, tz),
-        "first_response_at": local_time(case.first_response_at, tz) if case.first_response_at else None,
-        "first_response_breached": (case.first_response_at or now) > due,
-        "resolution_due": {k: local_time(v, tz) for k, v in policy.resolution_due(case.priority, case.opened_at).items()},
+        "first_response_at": local_time(responded, tz) if responded else None,
+        "first_response_breached": (responded or now) > due,
+        "resolution_due": {k: local_time(v, tz) for k, v in policy.resolution_due(case.priority, start).items()},
         "working_time": pp.working_time,
+        "reopened": start != case.opened_at,
     }
+
+
+def _responded(session: Session, case: Case, start: datetime) -> datetime | None:
+    """The first public reply of the round that started at ``start``."""
+    if start == case.opened_at:
+        return case.first_response_at
+    return store.first_event_at(session, case, ("public-reply",), start)
 
 
 def handle_first_response(session: Session, desk: Desk, timer: CaseTimer, case: Case, now: datetime) -> None:
     """Record a first-response breach on the case (the escalation steps do the mailing)."""
-    if case.first_response_at is not None and case.first_response_at <= timer.due_at:
+    responded = _responded(session, case, timer.anchor_at)
+    if responded is not None and responded <= timer.due_at:
         timers.finish(timer, now, "skipped:answered")
         return
     if case.status in timers.AFTER_RESOLUTION:
@@ -56,31 +68,57 @@ def handle_escalation(session: Session, desk: Desk, timer: CaseTimer, case: Case
         return
     role = timers.detail_of(timer)["role"]
     members = desk.staff.with_role(role)
+    assignee = desk.staff.by_email(case.assignee) if case.assignee else None
+    if assignee is not None and not _told_assignee(session, case, timer):
+        members = [assignee]  # the engineer working the case hears first; the next steps reach the roles
     if not members:
         repo.add_event(session, case, now, "scheduler", "escalation-unrouted", new=role,
                        detail={"step": timer.step, "reason": f"no staff with role {role}"})
         timers.finish(timer, now, "skipped:no-staff")
         return
     basis = desk.policy.basis_for(case.priority)
+    start = lifecycle.round_start(session, case)
+    pp = desk.policy.priority(case.priority)
     who = desk.notifier.customers.requester(session, case)
     sent = desk.notifier.to_staff(
         session, case, members, "escalation", "escalation", now,
         role=role,
         step=timer.step,
         steps=len(desk.policy.priority(case.priority).escalation),
-        elapsed_zh=say_delta(basis.elapsed(case.opened_at, now), "zh"),
-        elapsed_en=say_delta(basis.elapsed(case.opened_at, now), "en"),
+        elapsed_zh=say_delta(basis.elapsed(start, now), "zh"),
+        elapsed_en=say_delta(basis.elapsed(start, now), "en"),
         requester=who.email if who else "",
         symptoms=notices.first_text(session, case, 1500),
         priority_label_zh=PRIORITY_LABELS["zh"].get(case.priority, case.priority),
         priority_label_en=PRIORITY_LABELS["en"].get(case.priority, case.priority),
-        target_zh=say_duration(desk.policy.priority(case.priority).first_response, "zh"),
-        target_en=say_duration(desk.policy.priority(case.priority).first_response, "en"),
-        **_sla_lines(desk, case, now),
+        target_zh=say_promise(pp.first_response, pp.working_time, "zh"),
+        target_en=say_promise(pp.first_response, pp.working_time, "en"),
+        **_sla_lines(session, desk, case, now),
     )
     repo.add_event(session, case, now, "scheduler", "escalated", new=role,
                    detail={"step": timer.step, "to": sent, "due": timer.due_at.isoformat()})
     timers.finish(timer, now, "sent", to=sent)
+
+
+def _told_assignee(session: Session, case: Case, timer: CaseTimer) -> bool:
+    """Whether an earlier escalation step of this round already reached the assignee."""
+    for t in store.pending_or_done(session, case, timers.ESCALATION):
+        if t.id != timer.id and t.anchor_at == timer.anchor_at and t.outcome == "sent" \
+                and case.assignee in (timers.detail_of(t).get("to") or []):
+            return True
+    return False
+
+
+def handle_resolution(session: Session, desk: Desk, timer: CaseTimer, case: Case, now: datetime) -> None:
+    """A resolution target (root cause, workaround, fix ...) passed with the case unresolved."""
+    target = timers.detail_of(timer).get("target", "")
+    if case.status in timers.AFTER_RESOLUTION:
+        timers.finish(timer, now, "skipped:met")
+        return
+    repo.add_event(session, case, now, "scheduler", "sla-breached", new=f"resolution:{target}",
+                   detail={"due": timer.due_at.isoformat()})
+    _deadline_notice(session, desk, timer, case, now, desk.policy.resolution_role, "resolution_breach", target,
+                     {"resolution_target": target})
 
 
 def handle_complaint(session: Session, desk: Desk, timer: CaseTimer, case: Case, now: datetime) -> None:
@@ -89,17 +127,23 @@ def handle_complaint(session: Session, desk: Desk, timer: CaseTimer, case: Case,
     met = (
         case.status in timers.AFTER_RESOLUTION
         or (deadline == "respond" and case.first_response_at is not None and case.first_response_at <= timer.due_at)
+        or (deadline == "plan" and store.last_event_at(session, case, ("plan-given",), timer.anchor_at) is not None)
     )
     if met:
         timers.finish(timer, now, "skipped:met")
         return
-    role = desk.settings.complaint_role
+    _deadline_notice(session, desk, timer, case, now, desk.settings.complaint_role, "complaint_deadline", deadline,
+                     {"complaint_deadline": deadline})
+
+
+def _deadline_notice(session: Session, desk: Desk, timer: CaseTimer, case: Case, now: datetime, role: str,
+                     template: str, deadline: str, detail: dict[str, Any]) -> None:
+    """A missed deadline (complaint or resolution target): tell the role that owns it."""
     members = desk.staff.with_role(role)
-    sent = desk.notifier.to_staff(session, case, members, "complaint_deadline", "escalation", now,
-                              role=role, deadline=deadline, due=local_time(timer.due_at, desk.service.timezone),
-                              symptoms=notices.first_text(session, case, 1500))
-    repo.add_event(session, case, now, "scheduler", "escalated", new=role,
-                   detail={"complaint_deadline": deadline, "to": sent})
+    sent = desk.notifier.to_staff(session, case, members, template, "escalation", now,
+                                  role=role, deadline=deadline, due=local_time(timer.due_at, desk.service.timezone),
+                                  symptoms=notices.first_text(session, case, 1500))
+    repo.add_event(session, case, now, "scheduler", "escalated", new=role, detail={**detail, "to": sent})
     timers.finish(timer, now, "sent" if sent else "skipped:no-staff", to=sent)
 
 
@@ -118,8 +162,8 @@ def _next_step(session: Session, case: Case) -> tuple[str, str]:
 
 def handle_status_update(session: Session, desk: Desk, timer: CaseTimer, case: Case, now: datetime) -> None:
     """The periodic progress mail; skipped when a person wrote within the cadence."""
-    if case.status not in timers.UPDATE_STATUSES:
-        # The chain stops; cases_needing_update_plan restarts it if the case is worked again.
+    if timers.STATUS_UPDATE not in lifecycle.OWNS.get(case.status, ()):
+        # The chain stops; the lifecycle restarts it when the case is worked again.
         timers.finish(timer, now, f"skipped:{case.status}")
         return
     who = desk.notifier.customers.requester(session, case)
@@ -136,6 +180,11 @@ def handle_status_update(session: Session, desk: Desk, timer: CaseTimer, case: C
     step_zh, step_en = _next_step(session, case)
     tz = desk.service.timezone
     lang = lang_of(case.language, desk.service.default_language)
+    eta = store.newest_event(session, case, "eta")
+    if eta is not None and eta.new:  # the expected time the engineer set (#eta)
+        when = local_time(datetime.fromisoformat(eta.new), tz, lang)
+        step_zh += f"工程师预计于 {when} 前解决。"
+        step_en += f" The engineer expects to resolve it by {when}."
     sent = desk.notifier.to_customer(
         session, case, "status_update", "status-update", now, event="status-update-sent",
         event_detail={"step": timer.step},
@@ -143,6 +192,7 @@ def handle_status_update(session: Session, desk: Desk, timer: CaseTimer, case: C
         progress_at=local_time(progress.created_at, tz, lang) if progress else "",
         next_step=step_zh if lang == "zh" else step_en,
         next_update=local_time(next_due, tz, lang) if next_due else "",
+        priority_label=priority_label(case.priority, lang),
     )
     timers.finish(timer, now, "sent" if sent else "skipped:suppressed")
     timers.plan_status_update(session, desk.policy, case, now)

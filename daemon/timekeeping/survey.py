@@ -18,7 +18,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["ReplyReading", "is_confirmation", "is_recurrence", "normalise", "parse_score", "read_reply"]
+__all__ = ["ReplyReading", "is_confirmation", "is_courtesy", "is_recurrence", "normalise", "parse_score", "read_reply",
+           "reopens"]
 
 _NUMERALS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
              "one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
@@ -56,7 +57,13 @@ _RECURRED = re.compile(
     r"还是不行|还是有问题|仍然不行|依然不行|故障依旧|复发|没有解决|没解决|未解决|并未解决|还没好|没修好|"
     r"happened again|happening again|occurr?ed again|occurs again|again\b.*\b(?:broken|down|fail)|"
     r"came back|come back|is back|has returned|returned|recurr(?:ed|ing|s)?\b|still broken|still (?:not|n't)|"
-    r"still doesn't|still does not|still fail|still down|still happening|same problem|not (?:fixed|resolved|solved)"
+    r"still doesn't|still does not|still fail|still down|still happening|same problem|not (?:fixed|resolved|solved)|"
+    # "又断网了", "还是不能上网", "再次掉线", "仍然无法登录"
+    r"又(?:断|坏|挂|死|停|宕|掉|卡|慢|报错|不能|无法|不通|连不上|上不了|打不开|出现|发生|失败)|"
+    r"(?:还是|仍然|依然|依旧|再次)(?:不能|无法|不行|不通|连不上|上不了|打不开|报错|有问题|断|掉|宕|死机|失败|出现)|"
+    r"\b(?:down|broken|failing|failed|crash(?:ed|es|ing)?|offline|stopped|not working|dropping|dropped)\b.{0,20}\bagain\b|"
+    r"\bagain\b.{0,20}\b(?:down|broken|fail\w*|crash\w*|offline|not working|stopped)\b|"
+    r"\bstill\b.{0,15}\b(?:can't|cannot|unable|same|error|broken)\b|\bback again\b"
 )
 _NOT_CONFIRMED = re.compile(
     r"未|没有|没|尚未|还没|不能确认|无法确认|不确认|不同意|不行|"
@@ -125,6 +132,38 @@ def is_confirmation(text: str) -> bool:
     # "no, not yet") turns it around.
     before = t[max(0, m.start() - 6):m.start()]
     if _NOT_CONFIRMED.search(before):
+        return False
+    return True
+
+
+# Replies that only thank or acknowledge: never a reason to reopen a case.
+_COURTESY = re.compile(
+    r"谢谢|多谢|感谢|非常感谢|辛苦了|辛苦|好的|好|收到|知道了|明白|了解|没问题|不客气|麻烦了|再见|祝好|此致|敬礼|"
+    r"的帮助|的支持|你们|您|"
+    r"\bthank you\b|\bthanks?\b|\bmany\b|\ba lot\b|\bso much\b|\bfor (?:your|the|all) (?:help|support|work)\b|\ball\b|\bcheers\b|\bok(?:ay)?\b|\bgreat\b|\bgot it\b|\bnoted\b|"
+    r"\bregards\b|\bbest\b|\bkind\b|\bvery much\b|\bagain\b|\bmuch\b|\bappreciated?\b|\bperfect\b"
+)
+_FILLER = re.compile(r"[\s\W_]+|[啊呀哈呢吧啦嗯哦噢的了]")
+_QUESTION = re.compile(r"[?？]|请问|如何|怎么|怎样|能否|可否|是否|能不能|可不可以|有没有|\bhow\b|\bcan (?:you|we|i)\b|"
+                       r"\bcould (?:you|we)\b|\bis it possible\b|\bwhy\b|\bwhat\b|\bwhen\b")
+
+
+def is_courtesy(text: str) -> bool:
+    """A reply that only thanks or acknowledges ("好的，谢谢！", "Thanks a lot")."""
+    t = normalise(text)
+    if not t or _QUESTION.search(t):
+        return not t
+    rest = _FILLER.sub("", _COURTESY.sub("", t))
+    return len(rest) <= 1
+
+
+def reopens(text: str) -> bool:
+    """Whether a customer's reply to a finished case reopens it: a recurrence
+    or a new question does; thanks, scores and confirmations never do."""
+    first = "\n".join(line for line in (text or "").splitlines()[:20])
+    if is_recurrence(first):
+        return True
+    if is_courtesy(first) or parse_score(first) is not None or is_confirmation(first):
         return False
     return True
 

@@ -28,10 +28,8 @@ from .policy import Policy
 from ...storage import timers as store
 from ...storage.models import Case, CaseTimer
 
-# Case states. Escalation runs until resolution; status updates only while
-# we are working (not while waiting for the customer: "pending").
-UNRESOLVED = ("new", "open", "pending")
-UPDATE_STATUSES = ("new", "open")
+# Case states (the lifecycle, daemon/timekeeping/lifecycle.py, owns which timers each state keeps).
+UNRESOLVED = ("new", "open", "pending", "pending-vendor")
 AFTER_RESOLUTION = ("resolved", "closed")
 
 # Timer kinds.
@@ -85,48 +83,10 @@ def finish(timer: CaseTimer, now: datetime, outcome: str, **detail: Any) -> None
 # ---------------------------------------------------------------- planning
 
 
-def plan_open(session: Session, policy: Policy, case: Case, complaint_category: str = "complaint") -> int:
-    """Plan the first-response check, the escalation matrix and the first status update."""
-    opened = case.opened_at
-    planned = 0
-    if add_timer(session, case, FIRST_RESPONSE, step=0, anchor_at=opened,
-                 due_at=policy.first_response_due(case.priority, opened)):
-        planned += 1
-    for i, (due, role) in enumerate(policy.escalation_steps(case.priority, opened), start=1):
-        if add_timer(session, case, ESCALATION, step=i, anchor_at=opened, due_at=due, detail={"role": role}):
-            planned += 1
-    first_update = policy.next_status_update(case.priority, opened)
-    if first_update is not None and add_timer(session, case, STATUS_UPDATE, step=1, anchor_at=opened,
-                                              due_at=first_update):
-        planned += 1
-    if case.category == complaint_category:
-        for i, (name, due) in enumerate(policy.complaint_deadlines(opened).items()):
-            if add_timer(session, case, COMPLAINT, step=i, anchor_at=opened, due_at=due, detail={"deadline": name}):
-                planned += 1
-    return planned
-
-
 def next_cycle(session: Session, case: Case) -> int:
     """The number of the next resolution round of ``case`` (0 for the first)."""
     last = store.highest(session, case, CONFIRM, "cycle")
     return 0 if last is None else last + 1
-
-
-def plan_resolution(session: Session, policy: Policy, case: Case) -> int:
-    """Plan the confirmation request, the silent auto-close and the follow-ups."""
-    resolved = case.resolved_at
-    assert resolved is not None
-    cycle = next_cycle(session, case)
-    if add_timer(session, case, CONFIRM, cycle=cycle, step=0, anchor_at=resolved, due_at=resolved) is None:
-        return 0
-    planned = 1
-    if add_timer(session, case, AUTO_CLOSE, cycle=cycle, step=0, anchor_at=resolved,
-                 due_at=policy.auto_close_at(resolved)):
-        planned += 1
-    for i, due in enumerate(policy.followup_times(case.priority, resolved), start=1):
-        if add_timer(session, case, FOLLOWUP, cycle=cycle, step=i, anchor_at=resolved, due_at=due):
-            planned += 1
-    return planned
 
 
 def plan_status_update(session: Session, policy: Policy, case: Case, since: datetime) -> CaseTimer | None:
@@ -155,21 +115,13 @@ def pending(session: Session, case: Case, kind: str) -> list[CaseTimer]:
 
 
 def cases_needing_open_plan(session: Session, limit: int) -> list[Case]:
-    """Unresolved cases that have no timers yet (just opened, or older than this code)."""
+    """Unresolved cases whose plan has not started (just opened, or older than this code)."""
     return store.cases_without(session, UNRESOLVED, FIRST_RESPONSE, limit)
 
 
 def cases_needing_resolution_plan(session: Session, limit: int) -> list[Case]:
     """Resolved (or closed) cases whose current resolution has no confirmation timer."""
     return store.resolved_cases_without(session, AFTER_RESOLUTION, CONFIRM, limit)
-
-
-def cases_needing_update_plan(session: Session, policy: Policy, limit: int) -> list[Case]:
-    """Working cases of a priority with a cadence but no pending status update (e.g. reopened)."""
-    cadenced = [p for p, pp in policy.priorities.items() if pp.status_update_every is not None]
-    if not cadenced:
-        return []
-    return store.cases_without_pending(session, UPDATE_STATUSES, cadenced, STATUS_UPDATE, FIRST_RESPONSE, limit)
 
 
 def claim_due(session: Session, now: datetime, limit: int) -> list[CaseTimer]:
@@ -179,3 +131,8 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[CaseTimer]:
 
 def newest_sent(session: Session, case: Case, kinds: Iterable[str]) -> CaseTimer | None:
     return store.newest_sent(session, case, list(kinds))
+
+
+def unfinished_cases(session: Session, limit: int) -> list[Case]:
+    """Cases not yet closed, locked for re-planning."""
+    return store.cases_in(session, ("new", "open", "pending", "pending-vendor", "resolved"), limit)

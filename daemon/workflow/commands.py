@@ -10,6 +10,11 @@ and signature already cut off by the parser), one per line, starting with
     #vendor Huawei 1234-5678   #厂商 华为 1234-5678
     #reopen                    #重开
     #merge SR-2026-000017      #合并 SR-2026-000017
+    #eta 2026-10-09 18:00      #预计 2026-10-09 18:00    (expected time, shown in status updates)
+    #plan text of the plan     #方案 ...                 (a complaint's plan was given)
+    #call 20m what was said    #电话 20分钟 ...          (support activities with time spent:)
+    #onsite 2h what was done   #上门 2小时 ...
+    #equipment 15m UPS status  #设备 15分钟 ...
     #note the rest of the message is an internal note   #备注 ...
 
 The first line that is not a command ends the block; what follows is the
@@ -25,6 +30,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 # canonical name -> accepted spellings (folded)
 COMMAND_NAMES: dict[str, tuple[str, ...]] = {
@@ -35,16 +42,48 @@ COMMAND_NAMES: dict[str, tuple[str, ...]] = {
     "vendor": ("vendor", "厂商", "廠商"),
     "reopen": ("reopen", "重开", "重開", "重新打开"),
     "merge": ("merge", "合并", "合併"),
+    "eta": ("eta", "预计", "預計", "预计完成"),
+    "plan": ("plan", "方案", "处理方案"),
+    "call": ("call", "电话", "電話"),
+    "onsite": ("onsite", "上门", "上門", "现场"),
+    "equipment": ("equipment", "设备", "設備"),
 }
+ACTIVITIES = ("call", "onsite", "equipment")
 _ALIAS = {alias: name for name, aliases in COMMAND_NAMES.items() for alias in aliases}
 
 STATUS_VALUES: dict[str, str] = {
     "open": "open", "打开": "open", "处理中": "open", "開啟": "open",
     "pending": "pending", "待定": "pending", "等待客户": "pending", "待客户确认": "pending",
+    "pending-vendor": "pending-vendor", "vendor": "pending-vendor", "等待厂商": "pending-vendor",
+    "待厂商": "pending-vendor",
     "resolved": "resolved", "已解决": "resolved", "已解決": "resolved", "解决": "resolved",
     "closed": "closed", "已关闭": "closed", "已關閉": "closed", "关闭": "closed",
 }
 PRIORITIES = ("P1", "P2", "P3", "P4")
+
+_ETA = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2}))?$")
+_SPENT = re.compile(r"^(?:(\d+)\s*(?:h|小时|小時))?\s*(?:(\d+)\s*(?:m|min|分钟|分鐘))?$", re.IGNORECASE)
+
+
+def parse_eta(text: str, tz: str) -> datetime | None:
+    """"2026-10-09 18:00" (or a date: end of that day's business, 18:00) in the service zone."""
+    m = _ETA.match(text.strip())
+    if m is None:
+        return None
+    y, mo, d, h, mi = (int(x) if x else None for x in m.groups())
+    try:
+        return datetime(y or 0, mo or 0, d or 0, 18 if h is None else h, mi or 0, tzinfo=ZoneInfo(tz))
+    except ValueError:
+        return None
+
+
+def parse_spent(text: str) -> int | None:
+    """"2h", "20m", "1h30m", "2小时", "20分钟" -> minutes."""
+    m = _SPENT.match(text.strip())
+    if m is None or not any(m.groups()):
+        return None
+    return int(m.group(1) or 0) * 60 + int(m.group(2) or 0)
+
 
 _COMMAND_LINE = re.compile(r"^\s*[#＃](?P<name>[^\s#＃:：]+)[:：]?(?:[ \t\u3000]+(?P<rest>.*))?$")
 _MAX_COMMANDS = 20
@@ -95,6 +134,7 @@ class CommandContext:
     find_staff: Callable[[str], str | None] = lambda name: None  # name -> e-mail
     case_exists: Callable[[str], bool] = lambda number: False
     known_vendor: Callable[[str], bool] | None = None  # None: any vendor name is accepted
+    timezone: str = "Asia/Shanghai"  # #eta times are read in the service's zone
     extra_names: dict[str, str] = field(default_factory=dict)
 
 
@@ -201,6 +241,25 @@ def validate(parsed: ParsedCommands, ctx: CommandContext) -> tuple[list[ValidCom
                     f"#重开：案例状态为 {ctx.case_status}，并未解决或关闭")
             else:
                 valid.append(ValidCommand("reopen", "open", line=cmd.line))
+        elif cmd.name == "eta":
+            when = parse_eta(" ".join(args), ctx.timezone)
+            if when is None:
+                err(cmd, "#eta needs a date and time such as 2026-10-09 18:00",
+                    "#预计 需要日期和时间，例如 2026-10-09 18:00")
+            else:
+                valid.append(ValidCommand("eta", when.isoformat(), line=cmd.line))
+        elif cmd.name == "plan":
+            if not args:
+                err(cmd, "#plan needs the plan given to the customer", "#方案 需要写明给客户的处理方案")
+            else:
+                valid.append(ValidCommand("plan", " ".join(args), line=cmd.line))
+        elif cmd.name in ACTIVITIES:
+            minutes = parse_spent(args[0]) if args else None
+            if minutes is None:
+                err(cmd, f"#{cmd.name} needs the time spent first, such as 30m or 1h30m",
+                    f"#{cmd.name} 需要先写所用时间，例如 30分钟 或 1h30m")
+            else:
+                valid.append(ValidCommand(cmd.name, " ".join(args[1:]), str(minutes), line=cmd.line))
         elif cmd.name == "merge":
             target = args[0].upper() if len(args) == 1 else ""
             if not target:

@@ -44,10 +44,11 @@ from . import commands as cmdlib
 from ..directory.auth_results import header_values, verify_sender
 from ..directory.reply_address import ReplyAddressSigner
 from ..directory.security import SecurityConfig
-from ..directory.roles import CUSTOMER_TEXT, STAFF, THIRD_PARTY, may
+from ..directory.roles import CUSTOMER, CUSTOMER_TEXT, STAFF, THIRD_PARTY, may
 from ..directory.staff import StaffMember
 from ..notify.notifier import Letter, Queued
 from ..notify.wording import local_time, priority_label
+from ..timekeeping import lifecycle
 from ..timekeeping.desk import Desk
 from ..timekeeping.vendors import escalate_to_vendor
 from ...parsers.message import ParsedMessage
@@ -319,6 +320,7 @@ class Workflow:
             find_staff=find_staff,
             case_exists=lambda number: repo.case_by_number(session, number) is not None,
             known_vendor=self.desk.vendors.known if self.desk.vendors.vendors else None,
+            timezone=self.service.timezone,
         )
 
     def _apply(self, session: Session, case: Case, cmd: cmdlib.ValidCommand, member: StaffMember,
@@ -326,15 +328,17 @@ class Workflow:
         actor = member.email
         detail: dict[str, object] = {"command": cmd.line, "proof": proof.how}
         if cmd.name in ("status", "reopen"):
-            old = case.status
-            self.set_status(case, cmd.value or "open", now)
-            repo.add_event(session, case, now, actor, "status", old=old, new=case.status, detail=detail)
+            target = cmd.value or "open"
+            if target == case.status:
+                repo.add_event(session, case, now, actor, "status", old=case.status, new=target, detail=detail)
+            else:  # the lifecycle checks, records and re-plans the timers
+                lifecycle.transition(session, self.desk.policy, case, lifecycle.event_to(case.status, target), now,
+                                     actor=actor, role=STAFF, detail=detail)
         elif cmd.name == "priority":
-            old, case.priority = case.priority, cmd.value or case.priority
-            repo.add_event(session, case, now, actor, "priority", old=old, new=case.priority, detail=detail)
+            lifecycle.change(session, self.desk.policy, case, "priority", cmd.value or case.priority, now,
+                             actor=actor, detail=detail)
         elif cmd.name == "assign":
-            old, case.assignee = case.assignee, cmd.value
-            repo.add_event(session, case, now, actor, "assigned", old=old, new=cmd.value, detail=detail)
+            lifecycle.change(session, self.desk.policy, case, "assignee", cmd.value, now, actor=actor, detail=detail)
             new_member = self.staff.by_email(cmd.value)
             if new_member is not None and new_member.email != actor:
                 self.notify(session, case, new_member, self._first_customer_message(case), now, kind="assigned")
@@ -345,12 +349,17 @@ class Workflow:
                            detail={**detail, "vendor_case_number": cmd.extra, "handoff": "pending"})
             if self.desk.vendors.vendors:  # without [[vendors]] the hand-off is only recorded
                 escalate_to_vendor(session, self.desk, case, cmd.value or "", cmd.extra, actor, now)
+        elif cmd.name in cmdlib.ACTIVITIES or cmd.name in ("eta", "plan"):
+            lifecycle.record(session, self.desk.policy, case, cmd.name, cmd.value, cmd.extra, now, actor=actor,
+                             detail=detail)
         elif cmd.name == "merge":
             target = repo.case_by_number(session, cmd.value or "")
             assert target is not None  # validated
             old = case.status
             case.linked_case_id = target.id
-            self.set_status(case, "closed", now)
+            if case.status != "closed":
+                lifecycle.transition(session, self.desk.policy, case, lifecycle.event_to(case.status, "closed"), now,
+                                     actor=actor, role=STAFF, reason=f"merged into {target.number}")
             repo.add_event(session, case, now, actor, "merged", old=old, new=target.number, detail=detail)
             repo.add_event(session, target, now, actor, "merged-from", new=case.number, detail=detail)
             target.updated_at = now
@@ -416,10 +425,8 @@ class Workflow:
             case.first_response_at = now
             repo.add_event(session, case, now, member.email, "first-response")
         if case.status == "new":
-            old = case.status
-            self.set_status(case, "open", now)
-            repo.add_event(session, case, now, member.email, "status", old=old, new="open",
-                           detail={"reason": "first public reply"})
+            lifecycle.transition(session, self.desk.policy, case, "respond", now, actor=member.email, role=STAFF,
+                                 reason="first public reply")
         return True
 
     def customer_reply(self, session: Session, case: Case, message: Message, parsed: ParsedMessage,
@@ -429,10 +436,8 @@ class Workflow:
             self.send_history(session, case, parsed, now)
             return
         if case.status == "pending":
-            old = case.status
-            self.set_status(case, "open", now)
-            repo.add_event(session, case, now, actor, "status", old=old, new="open",
-                           detail={"reason": "customer replied"})
+            lifecycle.transition(session, self.desk.policy, case, "work", now, actor=actor, role=CUSTOMER,
+                                 reason="customer replied")
         member = self.staff.by_email(case.assignee) if case.assignee else None
         if member is None:
             member = self.assign(session, case, now)
