@@ -157,6 +157,10 @@ SOURCE_KINDS: dict[str, type] = {
 @dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
+    # text: one line per event, journald-friendly (no timestamp under systemd,
+    # the journal adds its own); json: one JSON object per line with stable
+    # keys (time, level, logger, message, source, case, message_id, outcome, duration_ms).
+    format: str = "text"
 
 
 @dataclass(frozen=True)
@@ -205,7 +209,7 @@ class Config:
         raise KeyError(name)
 
 
-KNOWN_EXTRA_SECTIONS = ("policy", "staff", "vendors", "fax", "security", "scheduler", "templates")
+KNOWN_EXTRA_SECTIONS = ("policy", "staff", "vendors", "fax", "security", "scheduler", "templates", "metrics")
 
 
 # ---------------------------------------------------------------- building
@@ -291,6 +295,7 @@ def _validate(cfg: Config, file: str) -> None:
     _check_choice(cfg.outgoing.tls, ("none", "starttls", "tls"), f"{file}: outgoing.tls")
     _check_choice(cfg.service.default_language, ("zh", "en"), f"{file}: service.default_language")
     _check_choice(cfg.logging.level.upper(), ("DEBUG", "INFO", "WARNING", "ERROR"), f"{file}: logging.level")
+    _check_choice(cfg.logging.format, ("text", "json"), f"{file}: logging.format")
     try:
         cfg.service.case_number_format.format(year=2026, month=1, seq=1)
     except (KeyError, ValueError, IndexError) as exc:

@@ -37,6 +37,7 @@ from casegate.daemon.config import (
     read_secret,
 )
 from casegate.daemon.fax.config import FaxConfig, load_fax_config
+from casegate.daemon.runtime.health import MetricsConfig
 from casegate.daemon.timekeeping.policy import ComplaintPolicy, Policy, PolicyError, PriorityPolicy
 from casegate.daemon.timekeeping.settings import SchedulerConfig
 from casegate.daemon.directory.security import SecurityConfig
@@ -106,7 +107,8 @@ def test_example_loads_and_is_exactly_the_defaults(tmp_path: Path) -> None:
         assert getattr(config, section) == getattr(defaults, section), section
     assert config.sources == ()
     # Only sections whose defaults are spelled out; staff and vendors are examples.
-    assert set(config.extra) == {"policy", "scheduler", "security", "fax", "templates"}
+    assert set(config.extra) == {"policy", "scheduler", "security", "fax", "templates", "metrics"}
+    assert MetricsConfig.from_config(config) == MetricsConfig()
 
     assert_default_policy(Policy.from_dict(config.extra["policy"], str(config.path)))
     assert SchedulerConfig.from_config(config) == SchedulerConfig()
@@ -184,6 +186,7 @@ DATACLASS_TABLES: list[tuple[str, type]] = [
     ("classification", ClassificationConfig),
     ("outgoing", OutgoingConfig),
     ("logging", LoggingConfig),
+    ("metrics", MetricsConfig),
     ("scheduler", SchedulerConfig),
     ("security", SecurityConfig),
     ("fax", FaxConfig),

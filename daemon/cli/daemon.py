@@ -8,6 +8,7 @@ import logging
 from datetime import datetime
 
 from ..clock import utcnow
+from ..runtime import logsetup
 from ..runtime.runner import effective_sources, run_daemon
 from .common import EX_OK, EX_TEMPFAIL, AddCommand, app_of, config_of
 from ...storage.db import DatabaseUnavailable
@@ -15,15 +16,10 @@ from ...storage.outbox import outbox_counts
 from ...storage.quarantine import count_quarantined
 from ...storage.source_state import source_states
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_of(args)
-    logging.basicConfig(level=(args.log_level or config.logging.level).upper(), format=LOG_FORMAT,
-                        datefmt="%Y-%m-%dT%H:%M:%S%z")
-    # aiosmtpd logs every SMTP command at INFO; keep its warnings only.
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    logsetup.configure(config.logging, args.log_level)
     try:
         return run_daemon(config, args.config)
     except DatabaseUnavailable as exc:

@@ -21,6 +21,7 @@ from ..directory.staff import StaffDirectory
 from ..directory.vendors import VendorDirectory
 from ..fax.config import load_fax_config
 from ..fax.intake import build_fax_intake
+from ..metrics import Metrics
 from ..notify.compose import Renderer
 from ..notify.notifier import Notifier
 from ..notify.settings import TemplatesConfig
@@ -72,6 +73,8 @@ class App:
     ) -> None:
         self.config = config
         self.clock = clock
+        # Counters of this app alone (a registry of its own: two apps in one process count apart).
+        self.metrics = Metrics()
         config.data_dir.mkdir(parents=True, exist_ok=True)
         # Every owned section is validated here, at start.
         self.policy = load_policy(config)
@@ -103,7 +106,8 @@ class App:
         threader = Threader(config.service.case_number_format, signer.verified)
         classifier = Classifier(self.rules, config.classification, self.policy, self.fax)
         stages = build_stages(config.service, self.desk, self.workflow, aftercare, self.fax, threader, classifier)
-        self.pipeline = Pipeline(self.db, Intake(self.blobs, self.fax), stages, threader, classifier, clock)
+        self.pipeline = Pipeline(self.db, Intake(self.blobs, self.fax), stages, threader, classifier, clock,
+                                 metrics=self.metrics)
         self.parse_pool = ParsePool(config.service.parse_workers)
         self.transport = make_transport(config.outgoing, config.resolve(config.outgoing.maildir))
         self.outbox = OutboxWorker(self.db, self.transport, config.outgoing, clock)

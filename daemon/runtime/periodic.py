@@ -43,6 +43,7 @@ from typing import Protocol
 
 from apscheduler.triggers.base import BaseTrigger
 
+from ..metrics import Metrics
 from ...storage.db import DatabaseUnavailable
 
 Step = Callable[[], bool]
@@ -157,8 +158,10 @@ class Periodic:
         explain: Explain | None = None,
         health: Health | None = None,
         release: Callable[[], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.label = label
+        self.metrics = metrics  # counts steps by result (casegate_loop_steps_total)
         self.step = step
         self.cadence = cadence
         self.log = log
@@ -198,6 +201,8 @@ class Periodic:
             if self.release is not None:
                 self.release()
             return False
+        if self.metrics is not None:
+            self.metrics.step(self.label, True)
         if self.failing is not None:
             self.log.info("%s: recovered", self.label)
         self.failing, self.failures = None, 0
@@ -205,6 +210,8 @@ class Periodic:
 
     def _failed(self, exc: Exception) -> None:
         self.failures += 1
+        if self.metrics is not None:
+            self.metrics.step(self.label, False)
         message = (self.explain(exc) if self.explain is not None else None) or expected_failure(exc)
         unexpected = message is None
         if message is None:

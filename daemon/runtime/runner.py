@@ -24,6 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from . import systemd
 from .app import App
+from .health import DatabaseCollector, MetricsConfig, OpsServer
 from .mailer import make_transport
 from .periodic import Every, OnTrigger, Periodic
 from ..config import (
@@ -32,8 +33,10 @@ from ..config import (
     ImapSourceConfig,
     SmtpSourceConfig,
     SourceConfig,
+    SpoolSourceConfig,
     load_config,
 )
+from ..metrics import Metrics
 from ..sources.imap import ImapSource
 from ..sources.smtp import start_listener
 from ..sources.spool import SpoolSource
@@ -52,14 +55,25 @@ def effective_sources(config: Config) -> tuple[SourceConfig, ...]:
     return config.sources or (EMBEDDED_LISTENER,)
 
 
-def source_loop(source: ImapSource | SpoolSource) -> Periodic:
+def source_loop(source: ImapSource | SpoolSource, metrics: Metrics | None = None) -> Periodic:
     """The loop of a source that fetches: its step, reconnect backoff and outage report."""
     cfg = source.cfg
     return Periodic(
         f"source={cfg.name}", source.step, Every(cfg.poll_interval.total_seconds()),
         log=logging.getLogger(f"casegate.source.{cfg.kind}"), stop=source.stop,
-        explain=source.explain, health=source.status, release=source.release,
+        explain=source.explain, health=source.status, release=source.release, metrics=metrics,
     )
+
+
+def allowed_silence(src: SourceConfig) -> float:
+    """How long a source may go without a sign of life before `/readyz` says not ready:
+    its poll interval plus the time one poll may take. A listener waits for mail
+    and is ready while it listens."""
+    if isinstance(src, ImapSourceConfig):
+        return (src.poll_interval + src.timeout).total_seconds()
+    if isinstance(src, SpoolSourceConfig):
+        return 2 * src.poll_interval.total_seconds() + 30.0
+    return float("inf")
 
 
 def join_all(loops: list[Periodic], timeout: float) -> list[str]:
@@ -73,11 +87,14 @@ class Daemon:
         self.config = config
         self.config_arg = config_arg
         self.app = App(config)
+        self.metrics = self.app.metrics
+        self.ops_cfg = MetricsConfig.from_config(config)  # validated at start, like every section
+        self.ops: OpsServer | None = None
         self.stopped = asyncio.Event()
         self.servers: list[asyncio.AbstractServer] = []
         self.statuses: list[SourceStatus] = []
         self.sender = Periodic("outbox", self.send_outbox, Every(config.outgoing.poll_interval.total_seconds()),
-                               log=logging.getLogger("casegate.outbox"))
+                               log=logging.getLogger("casegate.outbox"), metrics=self.metrics)
         self.loops: list[Periodic] = [self.sender]
 
     # ------------------------------------------------------------ steps
@@ -86,6 +103,9 @@ class Daemon:
         report = self.app.outbox.send_due()
         if report.sent or report.failed or report.retried:
             log.info("outbox %s", report)
+            self.metrics.outbox_sent.inc(report.sent)
+            self.metrics.send_failures.labels("retry").inc(report.retried)
+            self.metrics.send_failures.labels("failed").inc(report.failed)
         return False
 
     def check_rules(self) -> bool:
@@ -98,6 +118,8 @@ class Daemon:
     def sweep(self) -> bool:
         """The SLA sweeps: due timers become notices (daemon/timekeeping/scheduler.py)."""
         report = self.app.sweep(self.app.clock())
+        for kind, n in report.handled.items():
+            self.metrics.sweep_handled.labels(kind).inc(n)
         if report.total or report.failed:
             sweeps_log.info("sweep: %s", report)
             self.sender.wake()
@@ -113,17 +135,29 @@ class Daemon:
     async def _start_sources(self) -> None:
         app = self.app
         for src in effective_sources(self.config):
-            status = SourceStatus(app.db, src.name, src.kind, app.clock)
+            status = SourceStatus(app.db, src.name, src.kind, app.clock, metrics=self.metrics,
+                                  allowed_silence=allowed_silence(src))
             self.statuses.append(status)
             if isinstance(src, SmtpSourceConfig):
                 self.servers.append(await start_listener(src, self.config.service, app.pipeline, status,
                                                          self._on_ingested, app.clock))
             elif isinstance(src, ImapSourceConfig):
                 self.loops.append(source_loop(ImapSource(src, app.pipeline, status, self._on_ingested,
-                                                         parse_pool=app.parse_pool, clock=app.clock)))
+                                                         parse_pool=app.parse_pool, clock=app.clock),
+                                              self.metrics))
             else:
                 self.loops.append(source_loop(SpoolSource(src, self.config, app.pipeline, status,
-                                                          self._on_ingested)))
+                                                          self._on_ingested), self.metrics))
+
+    def _start_ops(self) -> None:
+        """The `/metrics`, `/healthz`, `/readyz` listener, when ``[metrics]`` enables it."""
+        cfg = self.ops_cfg
+        if not cfg.enabled:
+            return
+        calendar = self.app.policy.calendar
+        self.metrics.registry.register(DatabaseCollector(self.app.db, self.app.clock, calendar.country))
+        self.ops = OpsServer(cfg, self.metrics, self.app.db)
+        self.ops.start()
 
     def _watchdog_loop(self, every: float) -> Periodic:
         event_loop = asyncio.get_running_loop()
@@ -144,7 +178,7 @@ class Daemon:
                                   timezone=timezone.utc)
         cadence = OnTrigger(trigger, settings.misfire_grace, self.app.clock, sweeps_log, "sweeps")
         sweeps_log.info("scheduler running: sweeps every %s", settings.interval)
-        return Periodic("sweeps", self.sweep, cadence, log=sweeps_log)
+        return Periodic("sweeps", self.sweep, cadence, log=sweeps_log, metrics=self.metrics)
 
     # ------------------------------------------------------------ signals
 
@@ -180,9 +214,10 @@ class Daemon:
             event_loop.add_signal_handler(sig, self.request_stop)
         event_loop.add_signal_handler(signal.SIGHUP, self.reload)
         await asyncio.to_thread(self.app.outbox.recover)
+        self._start_ops()
         await self._start_sources()
         self.loops.append(Periodic("rules", self.check_rules, Every(max(self.app.rules.check_interval, 0.1)),
-                                   log=logging.getLogger("casegate.rules")))
+                                   log=logging.getLogger("casegate.rules"), metrics=self.metrics))
         every = systemd.watchdog_interval()
         if every:
             self.loops.append(self._watchdog_loop(every))
@@ -212,6 +247,8 @@ class Daemon:
             log.warning("did not stop within %.0f s: %s", STOP_TIMEOUT, ", ".join(running))
         for status in self.statuses:
             status.flush()
+        if self.ops is not None:
+            self.ops.stop()
         self.app.close()
         log.info("stopped")
 

@@ -210,12 +210,14 @@ class ImapSource:
                 started = time.monotonic()
                 responses = client.idle_check(timeout=1.0)
                 if any(len(r) >= 2 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                    self.status.woken()
                     break
                 if not responses and time.monotonic() - started < 0.5:
                     # imapclient swallows EOF inside idle_check and returns
                     # nothing at once: leave IDLE so the next command finds
                     # out whether the connection is still there.
                     break
+                self.status.alive()
         finally:
             client.idle_done()
         return True

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -31,6 +32,7 @@ from ..clock import utcnow
 from ..config import ServiceConfig
 from ..fax.intake import FaxIntake
 from ..inbound import Inbound, Source
+from ..metrics import Metrics
 from ..timekeeping.aftercare import Aftercare
 from ..timekeeping.desk import Desk
 from ..workflow.conversation import Workflow
@@ -95,8 +97,10 @@ class Pipeline:
         threader: Threader,
         classifier: Classifier,
         clock: Callable[[], datetime] = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics if metrics is not None else Metrics()
         self.intake = intake
         self.stages = list(stages)
         self.threader = threader
@@ -118,9 +122,11 @@ class Pipeline:
         Raises DatabaseUnavailable when nothing could be committed: the
         caller must keep the messages and retry.
         """
+        started = time.perf_counter()
         if parsed is None:
             parsed = [parse_outcome(item.raw) for item in items]
         contexts = [self.intake.prepare(item, outcome) for item, outcome in zip(items, parsed)]
+        prepared = time.perf_counter()
         try:
             try:
                 results = self._commit(contexts, isolated=len(contexts) == 1)
@@ -132,18 +138,28 @@ class Pipeline:
                 results = self._commit(contexts, isolated=True)
         except OperationalError as exc:
             raise DatabaseUnavailable(str(exc.orig)) from exc
+        stored = time.perf_counter()
+        if items:
+            self.metrics.batch(items[0].source.name, len(items), prepared - started, stored - prepared)
         for ctx, res in zip(contexts, results):
+            source = ctx.inbound.source.name
+            self.metrics.ingested_one(source, res.outcome)
             log.info(
                 "ingested source=%s outcome=%s case=%s message_id=%s%s",
-                ctx.inbound.source.name, res.outcome, res.case_number or "-", res.message_id or "-",
+                source, res.outcome, res.case_number or "-", res.message_id or "-",
                 f" reason={res.reason!r}" if res.reason else "",
+                extra={"source": source, "outcome": res.outcome, "case": res.case_number,
+                       "message_id": res.message_id,
+                       "duration_ms": round((stored - started) * 1000 / len(items), 1)},
             )
         return results
 
     def quarantine(self, inbound: Inbound, reason: str) -> IngestResult:
         """Keep a message whole without ingesting it (e.g. a poison message)."""
         with self.db.transaction() as session:
-            return self._quarantine(session, inbound, hashlib.sha256(inbound.raw).hexdigest(), reason)
+            result = self._quarantine(session, inbound, hashlib.sha256(inbound.raw).hexdigest(), reason)
+        self.metrics.ingested_one(inbound.source.name, result.outcome)
+        return result
 
     # ------------------------------------------------------------ the transaction
 
