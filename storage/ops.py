@@ -61,11 +61,20 @@ def escalations_by_level(session: Session) -> dict[int, int]:
     return {int(step) + 1: n for step, n in session.execute(stmt)}
 
 
-def schema_revision(db: Database) -> tuple[str | None, str | None]:
-    """(the database's Alembic revision, the newest revision this code knows)."""
+def schema_revision(db: Database) -> tuple[str | None, str | None, bool]:
+    """(the database's Alembic revision, the newest revision this code knows,
+    whether this code knows the database's revision: False when a newer
+    casegate migrated it)."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
+    scripts = ScriptDirectory.from_config(cfg)
+    head = scripts.get_current_head()
     with db.engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
-    return current, head
+    known = True
+    if current is not None:
+        try:
+            known = scripts.get_revision(current) is not None
+        except Exception:  # alembic raises its own "no such revision" errors
+            known = False
+    return current, head, known

@@ -12,12 +12,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import cases, daemon, ignored, ingest, outbox, quarantine, report, rules, staff, templates
+from . import cases, daemon, doctor, ignored, ingest, outbox, quarantine, report, rules, staff, templates
 from ..config import ConfigError
 from .common import EX_CONFIG, EX_OK, EX_TEMPFAIL
 from ...storage.db import DatabaseUnavailable
 
-COMMANDS = (ingest, cases, outbox, quarantine, ignored, daemon, rules, staff, report, templates)
+COMMANDS = (ingest, cases, outbox, quarantine, ignored, daemon, doctor, rules, staff, report, templates)
 
 
 def build_parser() -> argparse.ArgumentParser:
