@@ -12,12 +12,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import cases, daemon, doctor, ignored, ingest, outbox, quarantine, report, rules, staff, templates
+from . import cases, daemon, doctor, ignored, ingest, outbox, quarantine, report, rules, staff, templates, timeline, users
 from ..config import ConfigError
 from .common import EX_CONFIG, EX_OK, EX_TEMPFAIL
 from ...storage.db import DatabaseUnavailable
 
-COMMANDS = (ingest, cases, outbox, quarantine, ignored, daemon, doctor, rules, staff, report, templates)
+COMMANDS = (ingest, cases, outbox, quarantine, ignored, daemon, doctor, rules, staff, report, templates, timeline,
+            users)
 
 
 def build_parser() -> argparse.ArgumentParser:

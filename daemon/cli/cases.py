@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from .common import EX_NOTFOUND, EX_OK, AddCommand, app_of
+from .timeline import register_timeline
 from ...storage import repository as repo
 from ...storage.models import Case
 
@@ -116,3 +117,4 @@ def register(add: AddCommand) -> None:
     cs.add_argument("number")
     cs.add_argument("--json", action="store_true")
     cs.set_defaults(func=cmd_cases_show)
+    register_timeline(cases)

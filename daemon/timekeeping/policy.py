@@ -226,7 +226,7 @@ _DEFAULT_KINDS: dict[str, KindPolicy] = {
     "complaint": KindPolicy("complaint", categories=("complaint",), complaint=True),
     # Seed 001: requests for new features are not faults; sales answers them,
     # numbered in their own series (…-XXQ-…).
-    "feature": KindPolicy("feature", categories=("feature-request", "quote"), routes=("sales",),
+    "feature": KindPolicy("feature", categories=("feature-request",),
                           number_format="XQ-{year}-{seq:06d}", fault_sla=False, respond=_d("2wd")),
     FAULT: KindPolicy(FAULT),
 }

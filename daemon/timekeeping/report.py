@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from .policy import Policy
 from ...storage import repository as repo
+from ...storage import timers as store
 
 
 LONGEST = 5
@@ -47,6 +48,13 @@ class _Group:
     on_time: int = 0
     resolved: int = 0
     scores: list[int] | None = None
+    targeted: int = 0  # resolved, or past its last resolution target: the denominator
+    resolved_on_time: int = 0
+
+    def add_resolution(self, on_time: bool | None) -> None:
+        if on_time is not None:
+            self.targeted += 1
+            self.resolved_on_time += int(on_time)
 
     def add(self, on_time: bool | None, resolved: bool, scores: list[int]) -> None:
         self.cases += 1
@@ -62,6 +70,7 @@ class _Group:
             "cases": self.cases,
             "response_on_time_rate": round(self.on_time / self.answered, 4) if self.answered else None,
             "resolution_rate": round(self.resolved / self.cases, 4) if self.cases else None,
+            "resolution_on_time_rate": round(self.resolved_on_time / self.targeted, 4) if self.targeted else None,
             "mean_satisfaction": round(sum(scores) / len(scores), 2) if scores else None,
             "survey_answers": len(scores),
         }
@@ -75,6 +84,13 @@ def compute(session: Session, policy: Policy, month: str, now: datetime, *, tz: 
     ids = [c.id for c in cases]
     scores = repo.survey_scores(session, ids)
     escalations = repo.event_counts(session, ids, "escalated")
+    reopens = repo.event_counts(session, ids, "reopened")
+    activity_minutes: dict[str, int] = defaultdict(int)
+    activity_count: dict[str, int] = defaultdict(int)
+    for e in store.events_of(session, ids, ("activity",)):
+        info = json.loads(e.detail or "{}")
+        activity_count[info.get("activity", "other")] += 1
+        activity_minutes[info.get("activity", "other")] += int(info.get("minutes", 0))
     total = _Group()
     by_priority: dict[str, _Group] = defaultdict(_Group)
     by_category: dict[str, _Group] = defaultdict(_Group)
@@ -88,8 +104,18 @@ def compute(session: Session, policy: Policy, month: str, now: datetime, *, tz: 
         else:
             on_time = None
         resolved = c.resolved_at is not None or c.status in ("resolved", "closed")
+        targets = policy.resolution_due(c.priority, c.opened_at) if c.priority in policy.priorities else {}
+        fault_sla = policy.kind_of(c.category, c.route).fault_sla
+        last_target = max(targets.values()) if targets and fault_sla else None
+        if last_target is None:
+            resolution_on_time: bool | None = None
+        elif c.resolved_at is not None:
+            resolution_on_time = c.resolved_at <= last_target
+        else:
+            resolution_on_time = False if last_target <= now else None
         for group in (total, by_priority[c.priority], by_category[c.category]):
             group.add(on_time, resolved, scores.get(c.id, []))
+            group.add_resolution(resolution_on_time)
         finished = c.closed_at or c.resolved_at
         rows.append({
             "number": c.number, "subject": c.subject, "priority": c.priority, "category": c.category,
@@ -107,6 +133,8 @@ def compute(session: Session, policy: Policy, month: str, now: datetime, *, tz: 
         "by_category": {k: by_category[k].as_dict() for k in sorted(by_category)},
         "complaints": sum(1 for c in cases if c.category == complaint_category),
         "escalations": sum(escalations.values()),
+        "reopened": sum(reopens.values()),
+        "activities": {k: {"count": activity_count[k], "minutes": activity_minutes[k]} for k in sorted(activity_count)},
         "longest_cases": rows[:LONGEST],
     }
 
@@ -131,7 +159,11 @@ def render_text(data: dict[str, Any]) -> str:
             lines.append(f"{name[:13]:<14}{g['cases']:>7}{_pct(g['response_on_time_rate']):>9}"
                          f"{_pct(g['resolution_rate']):>10}{_num(g['mean_satisfaction']):>9}")
         lines.append("")
-    lines.append(f"complaints: {data['complaints']}    escalation notices: {data['escalations']}")
+    lines.append(f"complaints: {data['complaints']}    escalation notices: {data['escalations']}    "
+                 f"reopened: {data.get('reopened', 0)}    resolved on time: "
+                 f"{_pct(data['total'].get('resolution_on_time_rate'))}")
+    for name, a in data.get("activities", {}).items():
+        lines.append(f"activities {name}: {a['count']} ({a['minutes']} min)")
     lines += ["", "longest cases"]
     for r in data["longest_cases"]:
         state = "" if r["finished"] else " (still open)"

@@ -1,0 +1,77 @@
+"""`casegate cases timeline NUMBER` and `casegate policy plan`: a case's clock, past and pending,
+and the admin's dry run of the policy for a case that would be opened at a given time."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .common import EX_NOTFOUND, EX_OK, AddCommand, app_of, config_of
+from ..runtime.app import load_policy
+from ..timekeeping import lifecycle
+from ..timekeeping.policy import PRIORITIES
+from ...storage import repository as repo
+
+EX_USAGE = 64
+
+
+def _print(rows: list[dict[str, Any]], tz: str, as_json: bool) -> None:
+    if as_json:
+        print(lifecycle.dump([{k: r[k] for k in ("kind", "due", "state", "to", "reason")} for r in rows], tz))
+        return
+    for r in rows:
+        due = r["due"].astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %z")
+        print(f"{due}  {r['kind']:<15} {r['state']:<9} {r['to'][:30]:<30} {r['reason']}")
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    app = app_of(args)
+    with app.db.session() as s:
+        case = repo.load_case(s, args.number)
+        if case is None:
+            print(f"casegate: no case {args.number}", file=sys.stderr)
+            return EX_NOTFOUND
+        rows = lifecycle.timeline(s, case)
+    _print(rows, app.config.service.timezone, args.json)
+    return EX_OK
+
+
+def cmd_policy_plan(args: argparse.Namespace) -> int:
+    config = config_of(args)  # the policy only: no database is opened
+    policy = load_policy(config)
+    tz = config.service.timezone
+    try:
+        opened = datetime.fromisoformat(args.opened)
+    except ValueError:
+        print(f"casegate: --opened: expected ISO 8601 such as 2026-10-09T20:00+08:00, got {args.opened!r}",
+              file=sys.stderr)
+        return EX_USAGE
+    if opened.tzinfo is None:
+        opened = opened.replace(tzinfo=ZoneInfo(tz))
+    if args.kind and args.kind not in policy.kinds:
+        print(f"casegate: --kind: unknown kind {args.kind!r} (known: {', '.join(policy.kinds)})", file=sys.stderr)
+        return EX_USAGE
+    rows = lifecycle.planned_as_dicts(lifecycle.dry_run(policy, args.priority, opened, args.kind))
+    _print(rows, tz, args.json)
+    return EX_OK
+
+
+def register_timeline(cases: Any) -> None:
+    """Adds ``timeline`` to the ``casegate cases`` subcommands."""
+    ct = cases.add_parser("timeline", help="every timer of a case, past and pending")
+    ct.add_argument("number")
+    ct.add_argument("--json", action="store_true")
+    ct.set_defaults(func=cmd_timeline)
+
+
+def register(add: AddCommand) -> None:
+    policy = add("policy", help="the SLA policy").add_subparsers(dest="policy_cmd", required=True)
+    pp = policy.add_parser("plan", help="the timers a case opened then would get (a dry run, no database)")
+    pp.add_argument("--priority", required=True, choices=PRIORITIES)
+    pp.add_argument("--opened", required=True, help="ISO 8601, e.g. 2026-10-09T20:00+08:00")
+    pp.add_argument("--kind", default=None, help="fault (default), complaint, feature, ...")
+    pp.add_argument("--json", action="store_true")
+    pp.set_defaults(func=cmd_policy_plan)
