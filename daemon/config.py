@@ -209,7 +209,8 @@ class Config:
         raise KeyError(name)
 
 
-KNOWN_EXTRA_SECTIONS = ("policy", "staff", "vendors", "fax", "security", "scheduler", "templates", "metrics")
+KNOWN_EXTRA_SECTIONS = ("policy", "staff", "vendors", "fax", "security", "scheduler", "templates", "metrics",
+                        "report")
 
 
 # ---------------------------------------------------------------- building

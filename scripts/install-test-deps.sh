@@ -55,6 +55,8 @@ have_tesseract_lang chi_tra || missing+=(tesseract-ocr-chi-tra)
 have_cjk_font || missing+=(fonts-wqy-zenhei)
 command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# The HTML monthly report is checked in a real headless browser.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 # Stop a packaged service that the install just started.  Only the system
 # instances (pid files under /run) are touched, never the throw-away servers
@@ -84,7 +86,7 @@ stop_packaged_services() {
 }
 
 if [ ${#missing[@]} -eq 0 ]; then
-    say "system packages present (dovecot, postgresql, tesseract eng/chi_sim/chi_tra, CJK font)"
+    say "system packages present (dovecot, postgresql, tesseract eng/chi_sim/chi_tra, CJK font, chromium)"
 elif [ "$(id -u)" -eq 0 ]; then
     say "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

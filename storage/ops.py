@@ -78,3 +78,9 @@ def schema_revision(db: Database) -> tuple[str | None, str | None, bool]:
         except Exception:  # alembic raises its own "no such revision" errors
             known = False
     return current, head, known
+
+
+def outbox_kind_count(session: Session, kind: str) -> int:
+    """Outgoing mails of one kind ever queued (e.g. one month's report)."""
+    stmt = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind == kind)
+    return session.execute(stmt).scalar_one()

@@ -38,6 +38,7 @@ from casegate.daemon.config import (
 )
 from casegate.daemon.fax.config import FaxConfig, load_fax_config
 from casegate.daemon.runtime.health import MetricsConfig
+from casegate.daemon.timekeeping.report_mail import ReportConfig
 from casegate.daemon.timekeeping.policy import ComplaintPolicy, Policy, PolicyError, PriorityPolicy
 from casegate.daemon.timekeeping.settings import SchedulerConfig
 from casegate.daemon.directory.security import SecurityConfig
@@ -107,8 +108,9 @@ def test_example_loads_and_is_exactly_the_defaults(tmp_path: Path) -> None:
         assert getattr(config, section) == getattr(defaults, section), section
     assert config.sources == ()
     # Only sections whose defaults are spelled out; staff and vendors are examples.
-    assert set(config.extra) == {"policy", "scheduler", "security", "fax", "templates", "metrics"}
+    assert set(config.extra) == {"policy", "scheduler", "security", "fax", "templates", "metrics", "report"}
     assert MetricsConfig.from_config(config) == MetricsConfig()
+    assert ReportConfig.from_config(config) == ReportConfig()
 
     assert_default_policy(Policy.from_dict(config.extra["policy"], str(config.path)))
     assert SchedulerConfig.from_config(config) == SchedulerConfig()
@@ -187,6 +189,7 @@ DATACLASS_TABLES: list[tuple[str, type]] = [
     ("outgoing", OutgoingConfig),
     ("logging", LoggingConfig),
     ("metrics", MetricsConfig),
+    ("report", ReportConfig),
     ("scheduler", SchedulerConfig),
     ("security", SecurityConfig),
     ("fax", FaxConfig),

@@ -42,11 +42,13 @@ from ..sources.smtp import start_listener
 from ..sources.spool import SpoolSource
 from ..sources.status import SourceStatus
 from ..stages.context import IngestResult
+from ..timekeeping.report_mail import ReportConfig, send_due_report
 
 log = logging.getLogger("casegate.daemon")
 sweeps_log = logging.getLogger("casegate.scheduler")
 
 STOP_TIMEOUT = 20.0
+REPORT_CHECK_EVERY = 600.0  # seconds between looks at whether a monthly report is due
 EMBEDDED_LISTENER = SmtpSourceConfig(name="smtp-local", kind="smtp", host="127.0.0.1", port=2525)
 
 
@@ -89,6 +91,7 @@ class Daemon:
         self.app = App(config)
         self.metrics = self.app.metrics
         self.ops_cfg = MetricsConfig.from_config(config)  # validated at start, like every section
+        self.report_cfg = ReportConfig.from_config(config)
         self.ops: OpsServer | None = None
         self.stopped = asyncio.Event()
         self.servers: list[asyncio.AbstractServer] = []
@@ -122,6 +125,18 @@ class Daemon:
             self.metrics.sweep_handled.labels(kind).inc(n)
         if report.total or report.failed:
             sweeps_log.info("sweep: %s", report)
+            self.sender.wake()
+        return False
+
+    def mail_report(self) -> bool:
+        """On the first working day of a month, last month's report to ``[report] recipients``."""
+        app = self.app
+        with app.db.transaction() as s:
+            month = send_due_report(s, app.notifier, app.policy, self.report_cfg, app.clock(),
+                                    tz=self.config.service.timezone,
+                                    complaint_category=app.desk.settings.complaint_category)
+        if month is not None:
+            sweeps_log.info("monthly report %s queued for %s", month, ", ".join(self.report_cfg.recipients))
             self.sender.wake()
         return False
 
@@ -221,6 +236,9 @@ class Daemon:
         every = systemd.watchdog_interval()
         if every:
             self.loops.append(self._watchdog_loop(every))
+        if self.report_cfg.recipients:
+            self.loops.append(Periodic("report", self.mail_report, Every(REPORT_CHECK_EVERY), log=sweeps_log,
+                                       metrics=self.metrics))
         sweeps = self._sweeps_loop()
         if sweeps is not None:
             self.loops.append(sweeps)

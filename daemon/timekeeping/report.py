@@ -219,7 +219,9 @@ def render_html(data: dict[str, Any]) -> str:
 <html lang="zh"><head><meta charset="utf-8"><title>Service report {esc(data['month'])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1000px}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}td:first-child,th:first-child{{text-align:left}}
-.charts{{display:flex;flex-wrap:wrap;gap:2em}}</style></head><body>
+.charts{{display:flex;flex-wrap:wrap;gap:2em}}
+@page{{size:A4;margin:15mm}}
+@media print{{body{{margin:0;max-width:none}}svg,table{{break-inside:avoid}}}}</style></head><body>
 <h1>服务月报 / Monthly service report {esc(data['month'])}</h1>
 <p>Generated {esc(data['generated_at'])}. Complaints / 投诉: <b>{data['complaints']}</b>.
 Escalation notices / 升级通知: <b>{data['escalations']}</b>.</p>
