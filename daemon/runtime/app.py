@@ -103,7 +103,9 @@ class App:
         self.workflow = Workflow(self.desk, signer, security, clock)
         aftercare = Aftercare(self.desk)
         self.fax = build_fax_intake(config, fax_cfg)
-        threader = Threader(config.service.case_number_format, signer.verified)
+        series = [config.service.case_number_format,
+                  *(k.number_format for k in self.policy.kinds.values() if k.number_format)]
+        threader = Threader(series, signer.verified)
         classifier = Classifier(self.rules, config.classification, self.policy, self.fax)
         stages = build_stages(config.service, self.desk, self.workflow, aftercare, self.fax, threader, classifier)
         self.pipeline = Pipeline(self.db, Intake(self.blobs, self.fax), stages, threader, classifier, clock,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -33,12 +33,15 @@ ReplyAddressVerifier = Callable[[ParsedMessage], tuple[str, str] | None]
 
 
 class Threader:
-    def __init__(self, number_format: str, verify_reply_address: ReplyAddressVerifier | None = None) -> None:
-        self.pattern = number_pattern(number_format)
+    def __init__(self, number_formats: str | Sequence[str],
+                 verify_reply_address: ReplyAddressVerifier | None = None) -> None:
+        # Every series a case number may come from (faults, feature requests...).
+        formats = [number_formats] if isinstance(number_formats, str) else list(dict.fromkeys(number_formats))
+        self.patterns = [number_pattern(fmt) for fmt in formats]
         self.verify_reply_address = verify_reply_address
 
     def numbers_in(self, text: str) -> list[str]:
-        return [m.upper() for m in self.pattern.findall(text or "")]
+        return [m.upper() for pattern in self.patterns for m in pattern.findall(text or "")]
 
     def find(self, session: Session, msg: ParsedMessage, fax_text: str | None = None) -> ThreadMatch | None:
         """``fax_text``: a fax's OCR text, searched after the subject, because a
