@@ -53,6 +53,9 @@ class ServiceConfig:
     # Worker processes that parse fetched batches while the previous batch
     # is stored (0: parse in the daemon process).
     parse_workers: int = 1
+    # Time budget for parsing one message in a worker: a message over it is
+    # stored raw in quarantine and the worker is replaced (needs parse_workers >= 1).
+    parse_timeout: timedelta = timedelta(seconds=10)
 
     @property
     def domain(self) -> str:
@@ -129,8 +132,15 @@ class SmtpSourceConfig:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     require_tls: bool = False
-    auth_users_file: str | None = None  # "user:password" lines; enables AUTH
+    auth_users_file: str | None = None  # "user:$scrypt$..." lines (`casegate users add`); enables AUTH
     require_auth: bool = False
+    # Implicit TLS from the first byte (SMTPS, usually port 465); needs tls_cert_file.
+    implicit_tls: bool = False
+    # Bounds, so the daemon's memory stays bounded whatever senders do; above
+    # them the sender gets a 4xx and retries.
+    max_sessions: int = 50
+    max_bytes_in_flight: int = 128 * 1024 * 1024
+    ingest_workers: int = 2
 
 
 @dataclass(frozen=True)
@@ -323,8 +333,16 @@ def _validate(cfg: Config, file: str) -> None:
                 raise ConfigError(f"{where}: max_attempts and batch_size must be at least 1")
         if isinstance(src, SpoolSourceConfig) and src.max_attempts < 1:
             raise ConfigError(f"{where}.max_attempts: must be at least 1")
-        if isinstance(src, SmtpSourceConfig) and bool(src.tls_cert_file) != bool(src.tls_key_file):
-            raise ConfigError(f"{where}: tls_cert_file and tls_key_file go together")
+        if isinstance(src, SmtpSourceConfig):
+            if bool(src.tls_cert_file) != bool(src.tls_key_file):
+                raise ConfigError(f"{where}: tls_cert_file and tls_key_file go together")
+            if src.implicit_tls and not src.tls_cert_file:
+                raise ConfigError(f"{where}.implicit_tls: needs tls_cert_file and tls_key_file")
+            if src.max_sessions < 1 or src.ingest_workers < 1:
+                raise ConfigError(f"{where}: max_sessions and ingest_workers must be at least 1")
+            if src.max_bytes_in_flight < src.max_message_size:
+                raise ConfigError(f"{where}.max_bytes_in_flight: must be at least max_message_size "
+                                  f"({src.max_message_size})")
 
 
 def build_config(data: dict[str, Any], path: Path | None = None, base_dir: Path | None = None) -> Config:

@@ -137,26 +137,6 @@ def test_lmtp_answers_once_per_recipient(tmp_path: Path, port: int) -> None:
     assert d.log().count("outcome=new") == 1
 
 
-def test_smtp_auth_when_configured(tmp_path: Path, port: int) -> None:
-    users = tmp_path / "smtp-users"
-    users.write_text("gateway:s3cret\n")
-    d = DaemonProcess(tmp_path, listener_config(port, auth_users_file=str(users), require_auth=True)).start()
-    try:
-        with smtplib.SMTP("127.0.0.1", port) as s:
-            s.ehlo()
-            with pytest.raises(smtplib.SMTPSenderRefused):
-                s.sendmail("e@customer.cn", ["service@desk.example.cn"], mail(sender="e@customer.cn"))
-        with smtplib.SMTP("127.0.0.1", port) as s:
-            with pytest.raises(smtplib.SMTPAuthenticationError):
-                s.login("gateway", "wrong")
-        with smtplib.SMTP("127.0.0.1", port) as s:
-            s.login("gateway", "s3cret")
-            s.sendmail("e@customer.cn", ["service@desk.example.cn"], mail(sender="e@customer.cn"))
-    finally:
-        assert d.terminate() == 0
-    assert d.log().count("outcome=new") == 1
-
-
 def test_database_outage_answers_451_then_accepts_after_it_returns(tmp_path: Path, port: int, postgres) -> None:
     url = postgres.create_database("outage_" + uuid.uuid4().hex[:8])
     d = DaemonProcess(tmp_path, listener_config(port, database=url)).start()

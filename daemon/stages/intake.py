@@ -23,14 +23,26 @@ log = logging.getLogger("casegate.pipeline")
 ParseOutcome = ParsedMessage | str  # the message, or the reason it could not be parsed
 
 
-def parse_outcome(raw: bytes) -> ParseOutcome:
-    """Parse ``raw``; a failure is returned as its reason, never raised."""
+def parse_outcome(raw: bytes, envelope_from: str | None = None) -> ParseOutcome:
+    """Parse ``raw``; a failure is returned as its reason, never raised.
+
+    ``envelope_from`` (the SMTP ``MAIL FROM``, when a source knows it) is the
+    last fallback for the sender, after From, Sender, Reply-To and Return-Path.
+    """
     try:
-        return parse_message(raw)
+        return parse_message(raw, envelope_from=envelope_from or None)
     except ParseError as exc:
         return f"cannot parse: {exc.reason}"
     except Exception as exc:  # a parser bug must not lose the message
         return f"parser error: {type(exc).__name__}: {exc}"
+
+
+def envelope_sender(inbound: Inbound) -> str | None:
+    """The envelope sender a source handed on; None for the null sender or none known."""
+    env = inbound.envelope
+    if env is None or env.null_sender:
+        return None
+    return env.mail_from.strip().strip("<>")
 
 
 def dedupe_key(parsed: ParsedMessage, sha256: str) -> str:
