@@ -33,6 +33,7 @@ from typing import Literal
 __all__ = [
     "OcrResult",
     "collapse_cjk_spaces",
+    "count_pages",
     "ocr_document",
     "pdftoppm_available",
     "tesseract_available",
@@ -184,6 +185,30 @@ def _kind(content: bytes, content_type: str) -> Kind:
     if ctype.startswith("image/"):
         return "image"
     return "unknown"
+
+
+def count_pages(content: bytes, content_type: str = "") -> int | None:
+    """Pages of a TIFF, PDF or other image without reading them; None when
+    the document cannot be opened. Never raises."""
+    kind = _kind(content, content_type)
+    try:
+        if kind == "pdf":
+            from pypdf import PdfReader
+
+            reader = PdfReader(io.BytesIO(content), strict=False)
+            if reader.is_encrypted:
+                reader.decrypt("")
+            return len(reader.pages)
+        if kind in ("tiff", "image"):
+            from PIL import Image
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(io.BytesIO(content)) as im:
+                    return int(getattr(im, "n_frames", 1))
+    except Exception:  # corrupt documents: the count is unknown
+        return None
+    return None
 
 
 class _Budget:
