@@ -19,7 +19,9 @@ from ...parsers.message import FaxInfo
 from ...storage import repository as repo
 from ...storage.models import Customer
 
-_ONLY_NUMBER = re.compile(r"^[\s+\d\-./()]*$")
+# What a gateway writes around a bare number ("*49 201 ...", "020-8768 1011"):
+# such a station id names nobody, so the customer is named by the E.164 number.
+_ONLY_NUMBER = re.compile(r"^[\s+*#\d\-./()]*$")
 
 
 def station_name(info: FaxInfo) -> str:
