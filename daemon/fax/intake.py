@@ -209,8 +209,14 @@ class FaxIntake:
             return f"its sender {parsed.sender_email or '(none)'} is not in [fax] gateway_senders"
         return None
 
-    def detect(self, parsed: ParsedMessage, inbound: Inbound) -> FaxInfo | None:
-        """FaxInfo when the message is a fax; None for ordinary mail."""
+    def detect(
+        self, parsed: ParsedMessage, inbound: Inbound, parts: Sequence[MimePart] | None = None
+    ) -> FaxInfo | None:
+        """FaxInfo when the message is a fax; None for ordinary mail.
+
+        ``parts``: the message's leaf parts when already read (else read here,
+        and only for a message that may be a fax).
+        """
         kind, name = inbound.source.kind, inbound.source.name
         forced = self.is_fax_source(kind, name)
         if inbound.fax is not None:  # what the spool's sidecar said
@@ -219,7 +225,7 @@ class FaxIntake:
             return parsed.fax
         if not forced and self.mailbox_refusal(parsed) is not None:
             return None
-        info = self.recognise(parsed, leaf_parts(inbound.raw)).info
+        info = self.recognise(parsed, leaf_parts(inbound.raw) if parts is None else parts).info
         if info is None and forced:
             info = FaxInfo(gateway=kind if kind != "fax" else name)
         return info
@@ -281,11 +287,15 @@ class FaxIntake:
 
     def read_fax(self, parsed: ParsedMessage, inbound: Inbound) -> FaxReading | None:
         """The message as a fax (FaxInfo set) and the text rules should read; None for mail."""
-        info = self.detect(parsed, inbound)
+        source = inbound.source
+        if (inbound.fax is None and parsed.fax is None and not self.is_fax_source(source.kind, source.name)
+                and self.mailbox_refusal(parsed) is not None):
+            return None  # ordinary mail: its parts are not even read
+        parts = leaf_parts(inbound.raw)
+        info = self.detect(parsed, inbound, parts)
         if info is None:
             return None
-        source = inbound.source
-        docs = fax_documents(parsed.attachments, leaf_parts(inbound.raw))
+        docs = fax_documents(parsed.attachments, parts)
         if not docs and not self.is_fax_source(source.kind, source.name):
             # In an ordinary mailbox, "Fax from the Beijing office" without a
             # TIFF/PDF is a customer's mail, not a gateway notice.
