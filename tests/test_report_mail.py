@@ -56,9 +56,9 @@ def test_report_is_mailed_once_on_the_first_working_day(tmp_path) -> None:
         assert msg["Auto-Submitted"] == "auto-generated"
         body = msg.get_body(("plain",)).get_content()
         assert "casegate monthly report 2026-10" in body
-        [page] = [p for p in msg.iter_attachments() if p.get_content_type() == "text/html"]
-        assert page.get_filename() == "service-report-2026-10.html"
-        html = page.get_content()
+        assert msg.get_content_type() == "multipart/alternative"  # text and the report page, no attachment
+        assert msg.get_body(("plain",)).get_content().strip()
+        html = msg.get_body(("html",)).get_content()
         assert html.startswith("<!DOCTYPE html>") and html.count("<svg") == 4
         to = sorted(email.message_from_bytes(f.read_bytes())["To"] for f in files)
         assert to == ["boss@desk.example.cn", "ops@desk.example.cn"]

@@ -87,6 +87,7 @@ class Letter:
     extra_headers: Iterable[tuple[str, str]] = ()
     record_text: str | None = None  # what the case history keeps (default: the body)
     files_from_route: bool = True   # attach the fax letter PDF when routed through a fax gateway
+    html: str | None = None         # a ready-made HTML part (e.g. the monthly report page)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -165,7 +166,7 @@ class Notifier:
         rendered = self.renderer.render(letter.template, letter.language, **letter.fields)
         subject, body = rendered.subject, rendered.text
         # A fax gateway faxes the text (or its PDF): no HTML part for it.
-        html = rendered.html if route is None or route.format == "email" else None
+        html = (letter.html or rendered.html) if route is None or route.format == "email" else None
         try:
             recipient = make_address(to, name)
         except ValueError as exc:

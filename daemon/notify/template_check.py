@@ -105,6 +105,8 @@ VARIABLES: dict[str, Variable] = {
     "escalated": Variable("when the case went to the vendor", _WHEN),
     "attached": Variable("files attached to the vendor notice", ["log.txt"], []),
     "too_large": Variable("files too large to attach", [], []),
+    "month": Variable("monthly report: the month it covers (YYYY-MM)", "2026-10"),
+    "report_text": Variable("monthly report: the report as text", "casegate monthly report 2026-10\n..."),
     "subject_line": Variable("HTML layout only: the mail's subject", "[SR-2026-000042] 核心交换机宕机"),
     "body_text": Variable("HTML layout only: the rendered text part", "您好，\n\n正文。"),
     "service_name": Variable("the service desk's name ([service] display_name)", "Service Desk / 客户服务中心"),

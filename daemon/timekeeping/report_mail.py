@@ -9,7 +9,7 @@ Config::
 On the first working day of a month (the working calendar's), the report of
 the previous month goes to each recipient through the notifier and the
 outbox, like every mail casegate sends: the text report as the body, the
-HTML report (charts inline as SVG, one self-contained page) attached. It is
+HTML report (charts inline as SVG, one self-contained page) as its HTML part. It is
 sent once per month and recipient: the outbox kind names the month, and a
 month already queued is not queued again (after a restart, or by a second
 daemon on the same database).
@@ -72,14 +72,13 @@ def mail_report(session: Session, notifier: Notifier, policy: Policy, cfg: Repor
     """Queue the report of ``month`` for every recipient; how many mails were queued."""
     data = compute(session, policy, month, now, tz=tz, complaint_category=complaint_category)
     text, page = render(data, "text"), render(data, "html")
-    filename = f"service-report-{month}.html"
     queued = 0
     for address in cfg.recipients:
         notifier.send(session, Letter(
             kind=report_kind(month), case=None, to=address, to_name="", template="monthly_report",
             language=cfg.language, now=now, guard=False, mail_class="staff", auto_submitted="auto-generated",
-            fields={"month": month, "report_text": text, "filename": filename},
-            attachments=[(filename, "text/html", page.encode("utf-8"))],
+            fields={"month": month, "report_text": text},
+            html=page,  # the page with its charts inline, beside the text part
         ))
         queued += 1
     return queued
