@@ -33,7 +33,7 @@ from ..stages.thread import Threader
 from ..timekeeping.aftercare import Aftercare
 from ..timekeeping.desk import Desk
 from ..timekeeping.policy import Policy, PolicyError
-from ..timekeeping.scheduler import SweepReport, run_sweeps
+from ..timekeeping.scheduler import SweepReport, replan_open_cases, run_sweeps
 from ..timekeeping.settings import SchedulerConfig
 from ..workflow.conversation import Workflow
 from .mailer import make_transport
@@ -113,6 +113,10 @@ class App:
         self.parse_pool = ParsePool(config.service.parse_workers, config.service.parse_timeout.total_seconds())
         self.transport = make_transport(config.outgoing, config.resolve(config.outgoing.maildir))
         self.outbox = OutboxWorker(self.db, self.transport, config.outgoing, clock)
+
+    def replan_open_cases(self, now: datetime) -> int:
+        """Re-plan open cases against the policy in force (at start: it may have changed)."""
+        return replan_open_cases(self.desk, self.db, now)
 
     def sweep(self, now: datetime, *, batch: int | None = None) -> SweepReport:
         """One run of the SLA sweeps at ``now`` (the scheduler's job)."""

@@ -218,6 +218,8 @@ class Daemon:
             log.info("reload: outgoing transport now %s", new.outgoing.transport)
         if new.sources != self.config.sources or new.database != self.config.database:
             log.warning("reload: changes to sources or database take effect after a restart")
+        if new.extra.get("policy") != self.config.extra.get("policy"):
+            log.warning("reload: SLA policy changes take effect after a restart, which re-plans every open case")
         self.config = replace(self.config, logging=new.logging, outgoing=new.outgoing)
         log.info("configuration reloaded")
 
@@ -229,6 +231,9 @@ class Daemon:
             event_loop.add_signal_handler(sig, self.request_stop)
         event_loop.add_signal_handler(signal.SIGHUP, self.reload)
         await asyncio.to_thread(self.app.outbox.recover)
+        replanned = await asyncio.to_thread(self.app.replan_open_cases, self.app.clock())
+        if replanned:
+            log.info("policy: re-planned the timers of %d open case(s)", replanned)
         self._start_ops()
         await self._start_sources()
         self.loops.append(Periodic("rules", self.check_rules, Every(max(self.app.rules.check_interval, 0.1)),

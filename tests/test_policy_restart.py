@@ -1,0 +1,37 @@
+"""A changed SLA policy applies to the cases already open: at start, the daemon
+re-plans every open case's timers against the policy in force."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from casegate.daemon.inbound import Inbound, Source
+from casegate.storage.models import CaseTimer
+from helpers import make_app, mail
+
+SRC = Source("test", "imap")
+
+
+def first_response_due(app, number):
+    with app.db.session() as s:
+        from casegate.storage import repository as repo
+
+        case = repo.load_case(s, number)
+        return [t.due_at for t in s.query(CaseTimer).filter(CaseTimer.case_id == case.id,
+                                                            CaseTimer.kind == "first_response",
+                                                            CaseTimer.done_at.is_(None))]
+
+
+def test_a_new_policy_replans_open_cases_at_start(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    number = app.pipeline.ingest(Inbound(mail(subject="打印机卡纸", body="三楼打印机偶尔卡纸。"), SRC)).case_number
+    app.sweep(app.clock())  # plans the case's timers under the default policy
+    (before,) = first_response_due(app, number)
+    app.close()
+    app = make_app(tmp_path, policy={"P3": {"first_response": "8h"}, "P4": {"first_response": "8h"}})
+    try:
+        assert app.replan_open_cases(app.clock()) >= 1
+        (after,) = first_response_due(app, number)
+        assert after > before
+    finally:
+        app.close()
