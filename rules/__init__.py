@@ -76,7 +76,7 @@ it was found in; matches that did not count are listed in
 '''
 
 from .errors import RuleError, RuleLoadError
-from .loader import check_folder, default_folder, load_rules
+from .loader import check_file, check_folder, default_folder, load_rules
 from .matcher import RuleSet
 from .model import (
     DEFAULT_FIELDS,
@@ -109,6 +109,7 @@ __all__ = [
     "RuleSet",
     "RuleStore",
     "WordList",
+    "check_file",
     "check_folder",
     "default_folder",
     "fold",

@@ -561,10 +561,13 @@ def read_folder(folder: Path) -> tuple[list[Rule], list[RuleError], tuple[str, .
     folder = Path(folder)
     if not folder.is_dir():
         return [], [RuleError(str(folder), 0, "rule folder does not exist or is not a folder")], (), {}
+    return _read_files(list_rule_files(folder))
+
+
+def _read_files(files: list[Path]) -> tuple[list[Rule], list[RuleError], tuple[str, ...], dict[str, WordList]]:
     rules: list[Rule] = []
     errors: list[RuleError] = []
     seen: dict[str, Rule] = {}
-    files = list_rule_files(folder)
     # 1. read every file, merge the word lists of all of them
     parsed: list[tuple[_FileParser, dict[str, Any] | None]] = []
     raw_lists: dict[str, _RawList] = {}
@@ -622,3 +625,15 @@ def check_folder(path: Path | str) -> list[RuleError]:
     """Every error in the rule folder ``path``; empty when it loads cleanly."""
     _, errors, _, _ = read_folder(Path(path))
     return errors
+
+
+def check_file(path: Path | str, folder: Path | str) -> list[RuleError]:
+    """The errors of the one rule file ``path``, read as if it were in the rule
+    folder ``folder`` (whose word lists it may use; it replaces a file of the
+    same name there)."""
+    path = Path(path)
+    if not path.is_file():
+        return [RuleError(str(path), 0, "rule file does not exist or is not a file")]
+    others = [f for f in list_rule_files(Path(folder)) if f.name != path.name] if Path(folder).is_dir() else []
+    _, errors, _, _ = _read_files(sorted([*others, path], key=lambda f: f.name))
+    return [e for e in errors if e.path == str(path)]

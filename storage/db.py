@@ -9,6 +9,7 @@ the SMTP listener) can answer "try again later" instead of losing mail.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +19,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,8 +44,29 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+# A new SQLite file is private to the daemon's user, whatever the umask;
+# SQLite gives its -wal and -shm files the mode of the database file.
+SQLITE_FILE_MODE = 0o600
+
+
+def _create_private(url: str) -> None:
+    """Create the SQLite file of ``url`` 0600 before SQLite creates it with the umask's mode."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists() or not path.parent.is_dir():
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SQLITE_FILE_MODE))
+        os.chmod(path, SQLITE_FILE_MODE)
+    except FileExistsError:
+        pass  # another process made it first
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        _create_private(url)
         engine = create_engine(url, connect_args={"timeout": 10}, pool_pre_ping=False)
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own BEGIN handling defers locking until the first write,

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from .common import EX_NOTFOUND, EX_OK, AddCommand, app_of
+from .common import EX_NOTFOUND, EX_OK, AddCommand, app_of, for_terminal as safe, no_traceback
 from .timeline import register_timeline
 from ...storage import repository as repo
 from ...storage.models import Case
@@ -43,6 +43,8 @@ def case_dict(case: Case, full: bool) -> dict[str, Any]:
                 "subject": m.subject,
                 "date": m.date.isoformat() if m.date else None,
                 "text": m.text,
+                "new_text": m.new_text,
+                "role": m.role,
                 "attachments": [
                     {"filename": a.filename, "content_type": a.content_type, "size": a.size}
                     for a in m.attachments
@@ -58,6 +60,7 @@ def case_dict(case: Case, full: bool) -> dict[str, Any]:
     return out
 
 
+@no_traceback
 def cmd_cases_list(args: argparse.Namespace) -> int:
     app = app_of(args)
     with app.db.session() as s:
@@ -71,11 +74,13 @@ def cmd_cases_list(args: argparse.Namespace) -> int:
         return EX_OK
     print(f"{'NUMBER':<18} {'STATUS':<9} {'PRI':<4} {'QUEUE':<12} {'CUSTOMER':<28} SUBJECT")
     for r in rows:
-        who = r["customer"]["email"] or "-"
-        print(f"{r['number']:<18} {r['status']:<9} {r['priority']:<4} {r['queue']:<12} {who[:28]:<28} {r['subject'][:60]}")
+        who = safe(r["customer"]["email"] or "-")
+        print(f"{r['number']:<18} {r['status']:<9} {r['priority']:<4} {safe(r['queue']):<12} {who[:28]:<28} "
+              f"{safe(r['subject'])[:60]}")
     return EX_OK
 
 
+@no_traceback
 def cmd_cases_show(args: argparse.Namespace) -> int:
     app = app_of(args)
     with app.db.session() as s:
@@ -88,21 +93,22 @@ def cmd_cases_show(args: argparse.Namespace) -> int:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return EX_OK
     c = data["customer"]
-    print(f"{data['number']}  {data['subject']}")
-    print(f"  status {data['status']}, priority {data['priority']}, category {data['category']}, "
-          f"queue {data['queue']}, route {data['route']}, language {data['language']}")
-    print(f"  customer {c['name']} <{c['email']}>  assignee {data['assignee'] or '-'}")
+    print(f"{data['number']}  {safe(data['subject'])}")
+    print(f"  status {data['status']}, priority {data['priority']}, category {safe(data['category'])}, "
+          f"queue {safe(data['queue'])}, route {safe(data['route'])}, language {data['language']}")
+    print(f"  customer {safe(c['name'])} <{safe(c['email'])}>  assignee {safe(data['assignee'] or '-')}")
     for m in data["messages"]:
-        print(f"\n--- {m['direction']} {m['date'] or ''} from {m['from']}  <{m['message_id']}>")
-        print(f"    {m['subject']}")
+        role = f" ({m['role']})" if m["role"] else ""
+        print(f"\n--- {m['direction']} {m['date'] or ''} from {safe(m['from'])}{role}  <{safe(m['message_id'])}>")
+        print(f"    {safe(m['subject'])}")
         for line in (m["text"] or "").strip().splitlines()[:40]:
-            print(f"    | {line}")
+            print(f"    | {safe(line, keep_tabs=True)}")
         for a in m["attachments"]:
-            print(f"    [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
+            print(f"    [attachment] {safe(a['filename'])} ({safe(a['content_type'])}, {a['size']} bytes)")
     print("\nevents:")
     for e in data["events"]:
         change = f"{e['old'] or ''} -> {e['new'] or ''}" if e["old"] else (e["new"] or "")
-        print(f"  {e['at']}  {e['actor']:<24} {e['action']:<16} {change}")
+        print(f"  {e['at']}  {safe(e['actor']):<24} {e['action']:<16} {safe(change)}")
     return EX_OK
 
 

@@ -13,10 +13,11 @@ import json
 import sys
 
 from ..inbound import Inbound, Source
-from .common import EX_NOTFOUND, EX_OK, AddCommand, app_of
+from .common import EX_NOTFOUND, EX_OK, AddCommand, app_of, for_terminal as safe, no_traceback
 from ...storage.ignored import forget_ignored, ignored_messages, set_aside_for_retry
 
 
+@no_traceback
 def cmd_ignored_list(args: argparse.Namespace) -> int:
     app = app_of(args)
     with app.db.session() as s:
@@ -29,11 +30,12 @@ def cmd_ignored_list(args: argparse.Namespace) -> int:
     if not rows:
         print("no ignored mail")
     for r in rows:
-        subject = " ".join(r["subject"].split())[:60]
-        print(f"{r['id']:>6} {r['received']} {r['from'][:40]:<40} {r['reason'][:30]:<30} {subject}")
+        subject = safe(" ".join(r["subject"].split()))[:60]
+        print(f"{r['id']:>6} {r['received']} {safe(r['from'])[:40]:<40} {safe(r['reason'])[:30]:<30} {subject}")
     return EX_OK
 
 
+@no_traceback
 def cmd_ignored_show(args: argparse.Namespace) -> int:
     app = app_of(args)
     with app.db.session() as s:
@@ -45,12 +47,14 @@ def cmd_ignored_show(args: argparse.Namespace) -> int:
         if args.raw:
             sys.stdout.buffer.write(m.raw or b"")
             return EX_OK
-        print(f"id:       {m.id}\nreceived: {m.created_at.isoformat(timespec='seconds')}\nsource:   {m.source}\n"
-              f"from:     {m.from_addr}\nsubject:  {' '.join(m.subject.split())}\nreason:   {m.kind or '-'}\n"
-              f"role:     {m.role or '-'}\n\n{(m.new_text or m.text or '').strip()[:2000]}")
+        text = "\n".join(safe(line, keep_tabs=True) for line in (m.new_text or m.text or "").strip()[:2000].splitlines())
+        print(f"id:       {m.id}\nreceived: {m.created_at.isoformat(timespec='seconds')}\nsource:   {safe(m.source)}\n"
+              f"from:     {safe(m.from_addr)}\nsubject:  {safe(' '.join(m.subject.split()))}\n"
+              f"reason:   {safe(m.kind or '-')}\nrole:     {m.role or '-'}\n\n{text}")
     return EX_OK
 
 
+@no_traceback
 def cmd_ignored_retry(args: argparse.Namespace) -> int:
     """Ingest ignored mail again (after a rule or configuration change).
 
@@ -71,7 +75,7 @@ def cmd_ignored_retry(args: argparse.Namespace) -> int:
         res = app.pipeline.ingest(Inbound(raw, Source(source, "retry")))
         with app.db.transaction() as s:
             forget_ignored(s, mid)
-        print(f"{mid}\t{res.case_number or '-'}\t{res.outcome}" + (f"\t{res.reason}" if res.reason else ""))
+        print(f"{mid}\t{res.case_number or '-'}\t{res.outcome}" + (f"\t{safe(res.reason)}" if res.reason else ""))
     return EX_OK
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EX_OK, EX_TEMPFAIL, AddCommand, app_of
+from .common import EX_OK, EX_TEMPFAIL, AddCommand, app_of, for_terminal, no_traceback
 from ...storage.db import DatabaseUnavailable
 from ...storage.outbox import latest_outbox
 
 
+@no_traceback
 def cmd_outbox_send(args: argparse.Namespace) -> int:
     app = app_of(args)
     try:
@@ -21,6 +22,7 @@ def cmd_outbox_send(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+@no_traceback
 def cmd_outbox_list(args: argparse.Namespace) -> int:
     app = app_of(args)
     with app.db.session() as s:
@@ -28,9 +30,9 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
         if not rows:
             print("outbox is empty" if not args.state else f"no {args.state} messages")
         for r in rows:
-            print(f"{r.id:>6} {r.state:<8} {r.kind:<10} attempts={r.attempts} to={r.rcpt_to} "
+            print(f"{r.id:>6} {r.state:<8} {r.kind:<10} attempts={r.attempts} to={for_terminal(r.rcpt_to)} "
                   f"next={r.next_attempt_at.isoformat(timespec='seconds')}"
-                  + (f" error={r.last_error}" if r.last_error else ""))
+                  + (f" error={for_terminal(r.last_error)}" if r.last_error else ""))
     return EX_OK
 
 

@@ -6,10 +6,11 @@ import argparse
 import sys
 
 from ..inbound import Inbound, Source
-from .common import EX_DATAERR, EX_NOTFOUND, EX_OK, AddCommand, app_of
+from .common import EX_DATAERR, EX_NOTFOUND, EX_OK, AddCommand, app_of, for_terminal, no_traceback
 from ...storage.quarantine import note_quarantine_reason, quarantined, quarantined_message, release_quarantined
 
 
+@no_traceback
 def cmd_quarantine_list(args: argparse.Namespace) -> int:
     app = app_of(args)
     with app.db.session() as s:
@@ -17,10 +18,12 @@ def cmd_quarantine_list(args: argparse.Namespace) -> int:
         if not rows:
             print("quarantine is empty")
         for q in rows:
-            print(f"{q.id:>6} {q.created_at.isoformat(timespec='seconds')} {q.source:<12} {len(q.raw):>8} bytes  {q.error}")
+            print(f"{q.id:>6} {q.created_at.isoformat(timespec='seconds')} {for_terminal(q.source):<12} {len(q.raw):>8} bytes  "
+                  f"{for_terminal(q.error)}")
     return EX_OK
 
 
+@no_traceback
 def cmd_quarantine_retry(args: argparse.Namespace) -> int:
     """Feed quarantined messages through the pipeline again (after a fix).
 
@@ -44,10 +47,11 @@ def cmd_quarantine_retry(args: argparse.Namespace) -> int:
             else:
                 note_quarantine_reason(s, qid, res.reason)  # today's reason
                 still_failing += 1
-        print(f"{qid}\t{res.case_number or '-'}\t{res.outcome}" + (f"\t{res.reason}" if res.reason else ""))
+        print(f"{qid}\t{res.case_number or '-'}\t{res.outcome}" + (f"\t{for_terminal(res.reason)}" if res.reason else ""))
     return EX_DATAERR if still_failing else EX_OK
 
 
+@no_traceback
 def cmd_quarantine_export(args: argparse.Namespace) -> int:
     app = app_of(args)
     with app.db.session() as s:

@@ -10,24 +10,27 @@ from pathlib import Path
 from ..clock import utcnow
 from ..inbound import Source
 from ..runtime.app import rules_folder
-from .common import EX_DATAERR, EX_NOTFOUND, EX_OK, AddCommand, app_of, config_of
+from .common import EX_DATAERR, EX_NOTFOUND, EX_OK, AddCommand, app_of, config_of, no_traceback
 from ...parsers import ParseError, parse_message
-from ...rules import RuleLoadError, check_folder, format_result, load_rules
+from ...rules import RuleLoadError, check_file, check_folder, format_result, load_rules
 from ...storage import repository as repo
 
 
+@no_traceback
 def cmd_rules_check(args: argparse.Namespace) -> int:
-    folder = Path(args.path) if args.path else rules_folder(config_of(args))
-    if not folder.exists():
-        print(f"casegate: {folder}: no such rule folder or file", file=sys.stderr)
+    folder = rules_folder(config_of(args))
+    target = Path(args.path) if args.path else folder
+    if not target.exists():
+        print(f"casegate: {target}: no such rule folder or file", file=sys.stderr)
         return EX_NOTFOUND
-    errors = check_folder(folder)
+    # A single file is read with the configured folder's word lists around it.
+    errors = check_folder(target) if target.is_dir() else check_file(target, folder)
     for err in errors:
         print(err)
     if errors:
-        print(f"# {len(errors)} error(s) in {folder}", file=sys.stderr)
+        print(f"# {len(errors)} error(s) in {target}", file=sys.stderr)
         return EX_DATAERR
-    print(f"{folder}: OK")
+    print(f"{target}: OK")
     return EX_OK
 
 

@@ -21,6 +21,10 @@ from ..config import OutgoingConfig, read_secret
 from ...storage.outbox import Outgoing
 
 
+MAILDIR_DIR_MODE = 0o700
+MAILDIR_FILE_MODE = 0o600
+
+
 @dataclass(frozen=True)
 class DeliveryResult:
     ok: bool
@@ -50,8 +54,11 @@ class MaildirTransport:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        for sub in ("tmp", "new", "cur"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
+        # Mail to customers is private: folders 0700, files 0600, whatever the umask.
+        for folder in (root, root / "tmp", root / "new", root / "cur"):
+            if not folder.is_dir():
+                folder.mkdir(mode=MAILDIR_DIR_MODE, parents=True, exist_ok=True)
+                os.chmod(folder, MAILDIR_DIR_MODE)
 
     def _name(self, item: Outgoing) -> str:
         digest = hashlib.sha1(item.message_id.encode()).hexdigest()[:16]
@@ -70,7 +77,9 @@ class MaildirTransport:
             name = self._name(item)
             tmp = self.root / "tmp" / f"{name}.{os.getpid()}"
             try:
-                with open(tmp, "wb") as fh:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, MAILDIR_FILE_MODE)
+                with os.fdopen(fd, "wb") as fh:
+                    os.fchmod(fh.fileno(), MAILDIR_FILE_MODE)
                     fh.write(item.raw.replace(b"\r\n", b"\n"))  # maildir files use LF
                     fh.flush()
                     os.fsync(fh.fileno())

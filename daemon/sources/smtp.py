@@ -202,8 +202,7 @@ class _Bounded:
             return
         limit = self.data_size_limit or 0
         declared = declared_size(envelope.mail_options)
-        # SIZE= is an estimate (RFC 1870; smtplib counts bare LFs that go out as CRLF):
-        # a quarter and 4 KiB of slack.
+        # SIZE= may be an estimate (RFC 1870): a quarter and 4 KiB of slack.
         size = min(declared + declared // 4 + 4096, limit) if declared is not None and limit else limit
         if not self.limits.reserve(size):
             log.warning("refused DATA of %d bytes with 452: %d of %d bytes in flight",
