@@ -108,7 +108,7 @@ _STAR_PREFIX = re.compile(r"(?<![\d*])\*(?=\d)")
 _EXTENSION = re.compile(r"(?:ext\.?|x|#|转|分机)\s*\d{1,6}\s*$", re.IGNORECASE)
 
 
-def _is_placeholder(raw: str) -> bool:
+def is_placeholder(raw: str) -> bool:
     return raw.strip().strip("\"'<>[]()").strip().lower() in _PLACEHOLDERS
 
 
@@ -127,7 +127,7 @@ def normalize_number(raw: str | None, region: str = "CN") -> str | None:
     if raw is None:
         return None
     text = unicodedata.normalize("NFKC", str(raw)).strip()
-    if _is_placeholder(text):
+    if is_placeholder(text):
         return None
     # Collapsed first: the regexes then never walk a long run of spaces twice.
     text = _EXTENSION.sub("", _SPACES.sub(" ", text)).strip()
@@ -848,7 +848,7 @@ def recognise_fax(
             break
     if raw_sender is None:
         # Keep what the gateway wrote even when unusable, for the operator.
-        raw_sender = next((r for r, _ in numbers + callers if not _is_placeholder(r)), None)
+        raw_sender = next((r for r, _ in numbers + callers if not is_placeholder(r)), None)
     info = FaxInfo(
         sender_number=sender_number,
         raw_sender=raw_sender,

@@ -29,7 +29,7 @@ import re
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 
-from .fax import _is_placeholder, normalize_number, parse_pages, parse_received
+from .fax import is_placeholder, normalize_number, parse_pages, parse_received
 from .message import FaxInfo
 
 __all__ = ["parse_sidecar", "MAX_SIDECAR_BYTES"]
@@ -168,7 +168,7 @@ def parse_sidecar(
                 break
         if raw_sender is None:
             raw_sender = next(
-                (r for r in (sender_s, caller_s) if r and not _is_placeholder(r)), None
+                (r for r in (sender_s, caller_s) if r and not is_placeholder(r)), None
             )
         return FaxInfo(
             sender_number=sender_number,
