@@ -1,6 +1,7 @@
 """Parse time against input size for hostile and broken mail (issue 12).
 
     python bench/hostile.py [--scale F] [--only NAME ...] [--repeat N] [--ingest]
+    python bench/hostile.py --smtp-rss [--sessions 24] [--mb 18]
 
 Each shape is built at 1x, 4x and 16x of its base size and parsed with
 ``parse_message`` on the raw bytes (fax shapes also run
@@ -11,16 +12,27 @@ sizes (use 0.25 to measure old code without waiting minutes). ``--ingest``
 also times ``casegate ingest FILE`` on a temporary SQLite database for the
 largest size of each shape (process start included, so it has an offset).
 Nothing is asserted: the numbers are printed.
+
+``--smtp-rss`` starts ``casegate run`` with an SMTP listener on loopback in a
+temporary folder (defaults of every limit), pushes ``--sessions`` messages of
+``--mb`` MB at once from as many threads with smtplib (a 4xx answer is
+retried after a pause, as an MTA would), and prints the daemon's peak RSS
+(VmHWM from /proc), its parse workers' peak, the RSS left afterwards and how
+many 4xx answers the senders got.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import smtplib
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from email.message import EmailMessage
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,13 +222,120 @@ def run_shape(shape: Shape, scale: float, repeat: int, ingest: bool) -> None:
         print(f"  {shape.name:22} casegate ingest of the 16x file: {_ingest_seconds(raw)}", flush=True)
 
 
+def _status_kb(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes of ``pid``, started by any of its threads."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _big_mail(mb: float) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "张三 <zhangsan@customer.cn>"
+    msg["To"] = "service@desk.example.cn"
+    msg["Subject"] = "系统宕机，日志见附件"
+    msg["Message-ID"] = "<big-0000@bench>"
+    msg.set_content("核心系统宕机，日志见附件。")
+    msg.add_attachment(os.urandom(int(mb * 1024 * 1024 * 3 / 4)), maintype="application", subtype="octet-stream",
+                       filename="core.dump")
+    return msg.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def _push(port: int, raw: bytes, refusals: list[int], done: list[float]) -> None:
+    started = time.monotonic()
+    while True:
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=600) as s:
+                s.sendmail("zhangsan@customer.cn", ["service@desk.example.cn"], raw)
+            done.append(time.monotonic() - started)
+            return
+        except (smtplib.SMTPConnectError, smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
+            if not 400 <= exc.smtp_code < 500:
+                raise
+            refusals.append(exc.smtp_code)
+            time.sleep(0.5)
+
+
+def smtp_rss(sessions: int, mb: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        config = base / "casegate.toml"
+        config.write_text(
+            '[service]\naddress = "service@desk.example.cn"\n'
+            f'[[sources]]\nname = "push"\nkind = "smtp"\nhost = "127.0.0.1"\nport = {port}\n'
+            'accept_domains = ["desk.example.cn"]\n', "utf-8")
+        log = open(base / "daemon.log", "wb")
+        daemon = subprocess.Popen([sys.executable, "-m", "casegate.daemon.cli", "--config", str(config), "run"],
+                                  cwd=base, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while b"casegate running" not in (base / "daemon.log").read_bytes():
+                if time.monotonic() > deadline or daemon.poll() is not None:
+                    raise SystemExit((base / "daemon.log").read_text(errors="replace")[-3000:])
+                time.sleep(0.1)
+            template = _big_mail(mb)
+            idle_kb = _status_kb(daemon.pid, "VmRSS")
+            print(f"  daemon RSS at rest: {idle_kb / 1024:.0f} MB; {sessions} sessions of "
+                  f"{len(template) / 1e6:.1f} MB each", flush=True)
+            refusals: list[int] = []
+            done: list[float] = []
+            workers_peak: dict[int, int] = {}
+            threads = [threading.Thread(target=_push, args=(port, template.replace(b"big-0000", f"big-{i:04d}".encode()),
+                                                            refusals, done)) for i in range(sessions)]
+            started = time.monotonic()
+            for t in threads:
+                t.start()
+            while any(t.is_alive() for t in threads):
+                for child in _children(daemon.pid):
+                    workers_peak[child] = max(workers_peak.get(child, 0), _status_kb(child, "VmHWM"))
+                time.sleep(0.2)
+            elapsed = time.monotonic() - started
+            peak = _status_kb(daemon.pid, "VmHWM")
+            after = _status_kb(daemon.pid, "VmRSS")
+            stored = (base / "daemon.log").read_text(errors="replace").count("outcome=new")
+            print(f"  {len(done)} of {sessions} delivered ({stored} cases) in {elapsed:.1f} s; "
+                  f"4xx answers (retried): {len(refusals)} "
+                  f"({', '.join(f'{c}: {refusals.count(c)}' for c in sorted(set(refusals))) or '-'})")
+            print(f"  daemon peak RSS (VmHWM): {peak / 1024:.0f} MB; afterwards {after / 1024:.0f} MB")
+            print(f"  parse workers' peak RSS: "
+                  f"{', '.join(f'{kb / 1024:.0f} MB' for kb in workers_peak.values()) or '-'}; "
+                  f"daemon + workers at most {(peak + sum(workers_peak.values())) / 1024:.0f} MB", flush=True)
+        finally:
+            daemon.terminate()
+            daemon.wait(60)
+            log.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every base size")
     ap.add_argument("--only", nargs="*", help="shape names to run (default: all)")
     ap.add_argument("--repeat", type=int, default=1, help="best of N runs per size")
     ap.add_argument("--ingest", action="store_true", help="also time `casegate ingest` of the 16x file")
+    ap.add_argument("--smtp-rss", action="store_true", help="the daemon's peak RSS under concurrent SMTP sessions")
+    ap.add_argument("--sessions", type=int, default=24, help="concurrent SMTP sessions (with --smtp-rss)")
+    ap.add_argument("--mb", type=float, default=18.0, help="size of each message in MB (with --smtp-rss)")
     args = ap.parse_args()
+    if args.smtp_rss:
+        smtp_rss(args.sessions, args.mb)
+        return 0
     shapes = [s for s in SHAPES if not args.only or s.name in args.only]
     print("shape                   size        input         time   growth (1.0 = linear, 4.0 = quadratic)")
     for shape in shapes:
