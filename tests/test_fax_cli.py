@@ -70,7 +70,7 @@ def test_fax_test_on_ordinary_mail(tmp_path: Path, capsys: pytest.CaptureFixture
     eml = tmp_path / "mail.eml"
     eml.write_bytes(mail(subject="打印机卡纸"))
     code, out = run_fax_test(tmp_path, capsys, "fax", "test", str(eml), str(tmp_path / "missing.eml"))
-    assert code == 1
+    assert code == 65  # bad input (the missing file); the mail before it is still explained
     assert "recognised:        no" in out and "fax image:         none" in out
     assert "in a mailbox:      e-mail (its sender zhangsan@customer.cn is not in [fax] gateway_senders)" in out
 
@@ -80,3 +80,20 @@ def test_fax_test_ocr_reads_the_pages(tmp_path: Path, capsys: pytest.CaptureFixt
     require_ocr()
     code, out = run_fax_test(tmp_path, capsys, "fax", "test", "--ocr", str(PBX))
     assert code == 0 and "OCR:               1 page(s) read" in out and "mail server" in out
+
+
+def test_registered_as_casegate_fax_test(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from casegate.daemon.cli import main
+
+    monkeypatch.chdir(tmp_path)  # embedded defaults: no casegate.toml here
+    monkeypatch.delenv("CASEGATE_CONFIG", raising=False)
+    assert main(["fax", "test", "--region", "US", str(CISCO)]) == 0
+    assert f"number:            {CISCO_E164}" in capsys.readouterr().out
+
+
+def test_mail_text_cannot_drive_the_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    eml = tmp_path / "evil.eml"
+    eml.write_bytes(mail(subject="Fax from \x1b]52;c;ZXZpbA==\x07 +86 20 8768 1011", sender="fax@gw.example"))
+    code, out = run_fax_test(tmp_path, capsys, "fax", "test", str(eml))
+    assert code == 0 and "\x1b" not in out and "\x07" not in out

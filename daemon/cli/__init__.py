@@ -12,12 +12,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import cases, daemon, doctor, ignored, ingest, outbox, quarantine, report, rules, staff, templates, timeline, users
+from . import (cases, daemon, doctor, fax, ignored, ingest, outbox, quarantine, report, rules, staff, templates,
+               timeline, users)
 from ..config import ConfigError
 from .common import EX_CONFIG, EX_OK, EX_TEMPFAIL
 from ...storage.db import DatabaseUnavailable
 
-COMMANDS = (ingest, cases, outbox, quarantine, ignored, daemon, doctor, rules, staff, report, templates, timeline,
+COMMANDS = (ingest, cases, outbox, quarantine, ignored, daemon, doctor, rules, fax, staff, report, templates, timeline,
             users)
 
 

@@ -5,7 +5,8 @@ recognised it (and what each matched where), the sender's number in E.164
 (with what the gateway wrote and where it was found), the pages, which part
 is the fax image, and whether it would be a fax in a fax source and in an
 ordinary mailbox (there only from ``[fax] gateway_senders``). ``--ocr``
-also reads the pages, as the daemon would. Needs no database.
+also reads the pages, as the daemon would. Needs no database. Exit 65 when a
+file cannot be read or parsed (the others are still shown).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import phonenumbers
 from ..config import ConfigError
 from ..fax.config import load_fax_config
 from ..fax.intake import FaxExplanation, FaxIntake, FaxText, build_fax_intake
-from .common import EX_DATAERR, EX_NOTFOUND, EX_OK, AddCommand, config_of
+from .common import EX_DATAERR, EX_OK, AddCommand, config_of, for_terminal, no_traceback
 from ...parsers import ParseError, parse_message
 from ...parsers.fax import FaxHit
 
@@ -111,9 +112,11 @@ def format_explanation(label: str, ex: FaxExplanation, region: str, text: FaxTex
             state += f"; not read: {text.not_read}"
         lines.append(f"  OCR:               {state}")
         lines += [f"    | {line}" for line in text.text.splitlines() if line.strip()]
-    return "\n".join(lines)
+    # Subjects, addresses, file names and OCR text came in with mail.
+    return "\n".join(for_terminal(line, keep_tabs=True) for line in lines)
 
 
+@no_traceback
 def cmd_fax_test(args: argparse.Namespace) -> int:
     config = config_of(args)
     cfg = load_fax_config(config)
@@ -129,14 +132,14 @@ def cmd_fax_test(args: argparse.Namespace) -> int:
         path = Path(item)
         try:
             raw = sys.stdin.buffer.read() if item == "-" else path.read_bytes()
-        except OSError as exc:
-            print(f"casegate: {item}: {exc.strerror or exc}", file=sys.stderr)
-            status = EX_NOTFOUND
+        except OSError as exc:  # bad input: said, and the other files go on
+            print(f"casegate: {for_terminal(item)}: {for_terminal(exc.strerror or exc)}", file=sys.stderr)
+            status = EX_DATAERR
             continue
         try:
             parsed = parse_message(raw)
         except ParseError as exc:
-            print(f"{item}: cannot parse: {exc.reason}", file=sys.stderr)
+            print(f"casegate: {for_terminal(item)}: cannot parse: {for_terminal(exc.reason)}", file=sys.stderr)
             status = EX_DATAERR
             continue
         explanation = intake.explain(parsed, raw)
