@@ -134,7 +134,7 @@ def test_example_tables_are_what_the_validators_see() -> None:
     """The active [policy] tables really are read (not ignored as, say, a typo'd table)."""
     data = tomllib.loads(example_text())
     assert set(data["policy"]) == {"close_after_silence", "reopen_window", "survey_on_close",
-                                   "calendar", "P1", "complaint"}
+                                   "followup_min_gap", "resolution_role", "calendar", "P1", "complaint"}
     assert set(data["policy"]["calendar"]["hours"]) == {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
     # One changed figure is noticed: the example is not compared with itself only.
     data["policy"]["P1"]["first_response"] = "31m"
