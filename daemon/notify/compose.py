@@ -33,7 +33,24 @@ from ..addresses import clean_header, make_address
 # The shipped templates are package data of ``casegate.templates``.
 TEMPLATES_DIR = Path(templates_package.__file__).resolve().parent
 LANGUAGES = ("zh", "en")
-WIRE_POLICY = compat32.clone(linesep="\r\n")
+class _CleanHeaders(type(compat32)):  # type: ignore[misc]
+    """compat32 that writes a short, plain ASCII header as it is.
+
+    Every value we set is already cleaned (one line, no controls) and
+    RFC 2047-encoded where it needs to be (a Header object), so folding a
+    short ASCII value through ``email.header.Header`` (most of the cost of
+    serialising an acknowledgement) gives back the same line. Longer or
+    non-ASCII values still take the stdlib's path.
+    """
+
+    def fold_binary(self, name: str, value: object) -> bytes:
+        if (isinstance(value, str) and value.isascii() and "\n" not in value and "\r" not in value
+                and len(name) + len(value) + 2 <= self.max_line_length):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+WIRE_POLICY = _CleanHeaders(linesep="\r\n")
 
 
 def new_message_id(domain: str) -> str:
