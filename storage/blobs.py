@@ -80,10 +80,10 @@ class BlobStore:
             except FileNotFoundError:
                 pass
             raise
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Make the rename itself durable (the directory entry), where possible."""
     try:
         fd = os.open(folder, os.O_RDONLY)

@@ -60,6 +60,7 @@ from .faults import fault_point
 from .status import SourceStatus
 from ...parsers.message import FaxInfo
 from ...parsers.spool_meta import MAX_SIDECAR_BYTES, parse_sidecar
+from ...storage.blobs import fsync_dir
 from ...storage.db import DatabaseUnavailable
 
 log = logging.getLogger("casegate.source.spool")
@@ -373,7 +374,7 @@ class SpoolSource:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-        _fsync_dir(self.state)
+        fsync_dir(self.state)
 
     def _clear_attempts(self, name: str) -> None:
         try:
@@ -430,18 +431,5 @@ class SpoolSource:
             (folder / (target.name + ".error.txt")).write_text(note, encoding="utf-8")
         os.replace(path, target)
         for d in {folder, path.parent}:
-            _fsync_dir(d)
+            fsync_dir(d)
         return target
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
