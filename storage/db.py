@@ -8,6 +8,7 @@ the SMTP listener) can answer "try again later" instead of losing mail.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 from collections.abc import Iterator
@@ -18,14 +19,19 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("casegate.storage")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+# The key of the PostgreSQL advisory lock the migrations run under (any
+# constant; "casegate" in ASCII, so it reads as ours in pg_locks).
+MIGRATION_LOCK_KEY = 0x6361736567617465
 
 
 class DatabaseUnavailable(Exception):
@@ -49,12 +55,19 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 SQLITE_FILE_MODE = 0o600
 
 
-def _create_private(url: str) -> None:
-    """Create the SQLite file of ``url`` 0600 before SQLite creates it with the umask's mode."""
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL; None for an in-memory or URI database."""
     database = make_url(url).database
     if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _create_private(url: str) -> None:
+    """Create the SQLite file of ``url`` 0600 before SQLite creates it with the umask's mode."""
+    path = sqlite_path(url)
+    if path is None:
         return
-    path = Path(database)
     if path.exists() or not path.parent.is_dir():
         return
     try:
@@ -100,20 +113,54 @@ class Database:
         return self.engine.dialect.name
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (run at every start)."""
+        """Bring the schema to the newest revision (run at every start).
+
+        Any number of daemons may start together on an empty or an old
+        database: the upgrade runs under a lock (a PostgreSQL advisory lock
+        held by the migrating transaction; a file lock beside an SQLite file),
+        and whoever gets the lock second finds the schema at head and does
+        nothing. An up-to-date database is recognised without the lock.
+        """
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        head = ScriptDirectory.from_config(cfg).get_current_head()
         try:
-            with self.engine.begin() as conn:
-                head = ScriptDirectory.from_config(cfg).get_current_head()
-                current = MigrationContext.configure(conn).get_current_revision()
-                if current == head:
+            with self.engine.connect() as conn:
+                if MigrationContext.configure(conn).get_current_revision() == head:
                     return
-                log.info("migrating database from %s to %s", current or "empty", head)
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+            with self._migration_file_lock(), self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    # Released by the commit (or rollback) of this transaction,
+                    # also when the process dies with the connection.
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                self._upgrade(conn, cfg, head)
         except OperationalError as exc:
             raise DatabaseUnavailable(f"cannot migrate {self.safe_url}: {exc.orig}") from exc
+
+    @staticmethod
+    def _upgrade(conn: Connection, cfg: AlembicConfig, head: str | None) -> None:
+        """Upgrade to ``head`` on ``conn``, unless a peer did while we waited for the lock."""
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current == head:
+            return
+        log.info("migrating database from %s to %s", current or "empty", head)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+    @contextmanager
+    def _migration_file_lock(self) -> Iterator[None]:
+        """For SQLite, an exclusive flock on ``<db>.migrate.lock`` (blocking);
+        nothing for other databases or an in-memory SQLite database."""
+        path = sqlite_path(self.url) if self.dialect == "sqlite" else None
+        if path is None:
+            yield
+            return
+        fd = os.open(f"{path}.migrate.lock", os.O_RDWR | os.O_CREAT, SQLITE_FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
     @property
     def safe_url(self) -> str:
