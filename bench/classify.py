@@ -1,6 +1,6 @@
 """How well the rules classify realistic customer mail.
 
-Usage: python bench/classify.py [--set tuning|held-out|held-out-2|held-out-3|all] [--rules FOLDER] [--show]
+Usage: python bench/classify.py [--set tuning|held-out|held-out-2|held-out-3|held-out-4|held-out-5|all] [--rules FOLDER] [--show]
 
 Classifies the labelled mail in tests/data/classification/ (the tuning set
 the shipped rules were tuned on, and the held-out sets kept aside; see the
@@ -24,6 +24,8 @@ SETS = {
     "held-out": DATA / "held-out.toml",
     "held-out-2": DATA / "held-out-2.toml",
     "held-out-3": DATA / "held-out-3.toml",
+    "held-out-4": DATA / "held-out-4.toml",
+    "held-out-5": DATA / "held-out-5.toml",
 }
 
 
@@ -35,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     rules = load_rules(args.rules)
     print(f"rules: {len(rules)} rules, {rules.keyword_count} keywords from {rules.folder}")
-    names = list(SETS) if args.set == "all" else [args.set]
+    names = [n for n in SETS if SETS[n].exists()] if args.set == "all" else [args.set]
     for name in names:
         print()
         print(format_measurement(measure(rules, load_labelled(SETS[name]), name), show_wrong=args.show))
