@@ -75,6 +75,9 @@ class Customer(Base):
     serial_number: Mapped[str | None] = mapped_column(String(100))
     warranty_end: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Master data (issue 15, storage/customers.py): the admin's own key for an
+    # imported customer (re-imports update by it); NULL for one learned from mail.
+    external_id: Mapped[str | None] = mapped_column(String(100), index=True, unique=True)
 
     contacts: Mapped[list["CustomerContact"]] = relationship(
         back_populates="customer", cascade="all, delete-orphan", lazy="selectin"
@@ -101,11 +104,75 @@ class CustomerContact(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(10))  # email | phone | fax
     value: Mapped[str] = mapped_column(String(320))  # lower-cased e-mail or E.164
+    # The person this address belongs to (NULL: the customer's, e.g. learned from mail).
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("contact_person.id", ondelete="CASCADE"), index=True)
     # A hard bounce (DSN "failed") marks an e-mail address as failing.
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failing_reason: Mapped[str | None] = mapped_column(Text)
 
     customer: Mapped[Customer] = relationship(back_populates="contacts")
+
+
+class ContactPerson(Base):
+    """A person at a customer (issue 15): name, language preference, whether
+    they receive the customer's quarterly statistics. Their e-mail addresses,
+    phone and fax numbers are ``customer_contact`` rows with ``person_id``."""
+
+    __tablename__ = "contact_person"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str | None] = mapped_column(String(100), index=True, unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    language: Mapped[str | None] = mapped_column(String(10))  # zh | en; NULL: guess from the mail
+    reports: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    customer: Mapped[Customer] = relationship()
+    addresses: Mapped[list[CustomerContact]] = relationship(lazy="selectin", viewonly=True)
+
+
+class CustomerDomain(Base):
+    """A mail domain declared for a customer: a new colleague there is that customer."""
+
+    __tablename__ = "customer_domain"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
+    domain: Mapped[str] = mapped_column(String(255), index=True, unique=True)
+
+
+class Contract(Base):
+    """A service contract of a customer: its level picks policy overrides."""
+
+    __tablename__ = "contract"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str] = mapped_column(String(100), index=True, unique=True)  # the contract ID
+    level: Mapped[str] = mapped_column(String(40), default="")
+    starts: Mapped[date | None] = mapped_column(Date)
+    ends: Mapped[date | None] = mapped_column(Date)
+
+    def valid_on(self, day: date) -> bool:
+        return (self.starts is None or self.starts <= day) and (self.ends is None or day <= self.ends)
+
+
+class Product(Base):
+    """An installed product at a customer's site, known by its serial number."""
+
+    __tablename__ = "product"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
+    serial: Mapped[str] = mapped_column(String(100), index=True, unique=True)
+    model: Mapped[str] = mapped_column(String(200), default="")
+    version: Mapped[str] = mapped_column(String(100), default="")
+    site: Mapped[str] = mapped_column(String(300), default="")
+    warranty_end: Mapped[date | None] = mapped_column(Date)
+    vendor: Mapped[str] = mapped_column(String(100), default="")  # a [[vendors]] name or alias
+    contract_id: Mapped[int | None] = mapped_column(ForeignKey("contract.id", ondelete="SET NULL"))
+
+    contract: Mapped[Contract | None] = relationship()
 
 
 class CaseCounter(Base):
@@ -138,6 +205,10 @@ class Case(Base):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"), index=True)
     assignee: Mapped[str | None] = mapped_column(String(320))
     linked_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    # Master data the case is about (issue 15): who wrote, which product, which contract.
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("contact_person.id", ondelete="SET NULL"))
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("product.id", ondelete="SET NULL"))
+    contract_id: Mapped[int | None] = mapped_column(ForeignKey("contract.id", ondelete="SET NULL"))
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -145,6 +216,9 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     customer: Mapped[Customer | None] = relationship(lazy="joined")
+    person: Mapped[ContactPerson | None] = relationship()
+    product: Mapped[Product | None] = relationship()
+    contract: Mapped[Contract | None] = relationship()
     messages: Mapped[list["Message"]] = relationship(
         back_populates="case", order_by="Message.id", foreign_keys="Message.case_id"
     )
@@ -277,6 +351,23 @@ class SourceState(Base):
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ingested: Mapped[int] = mapped_column(Integer, default=0)
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class InboundLease(Base):
+    """Which daemon fetches from a shared source now (daemon/sources/lease.py).
+
+    ``holder`` is NULL while the source is free; the holder raises ``beat``
+    every second or so, and a peer that sees it stand still for the lease's
+    time to live takes the source over.
+    """
+
+    __tablename__ = "inbound_lease"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    beat: Mapped[int] = mapped_column(BigInteger, default=0)
+    acquired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    renewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class CaseTimer(Base):

@@ -54,7 +54,7 @@ def test_four_processes_migrate_an_empty_postgresql_database_at_once(postgres) -
     assert [r.returncode for r in runs] == [0, 0, 0, 0], "\n".join(r.stdout for r in runs)
     versions, tables = head_tables(url)
     assert versions == ["0005"]
-    assert {"cases", "message"} <= tables
+    assert {"cases", "message", "inbound_lease"} <= tables
 
 
 def test_four_processes_migrate_an_empty_sqlite_database_at_once(tmp_path: Path) -> None:
@@ -63,4 +63,4 @@ def test_four_processes_migrate_an_empty_sqlite_database_at_once(tmp_path: Path)
     assert [r.returncode for r in runs] == [0, 0, 0, 0], "\n".join(r.stdout for r in runs)
     versions, tables = head_tables(url)
     assert versions == ["0005"]
-    assert {"cases", "message"} <= tables
+    assert {"cases", "message", "inbound_lease"} <= tables

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from ..clock import utcnow
 from ..config import OutgoingConfig
 from .mailer import DeliveryResult, Transport
+from ..sources.lease import pid_alive
 from ...storage import outbox as table
 from ...storage.db import Database
 from ...storage.outbox import Outgoing
@@ -33,16 +34,6 @@ LEASE = timedelta(minutes=2)
 
 def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass

@@ -38,11 +38,13 @@ from ..config import (
 )
 from ..metrics import Metrics
 from ..sources.imap import ImapSource
+from ..sources.lease import SourceLease
 from ..sources.smtp import start_listener
 from ..sources.spool import SpoolSource
 from ..sources.status import SourceStatus
 from ..stages.context import IngestResult
 from ..timekeeping.report_mail import ReportConfig, send_due_report
+from ...storage.db import DatabaseUnavailable
 
 log = logging.getLogger("casegate.daemon")
 sweeps_log = logging.getLogger("casegate.scheduler")
@@ -96,6 +98,8 @@ class Daemon:
         self.stopped = asyncio.Event()
         self.servers: list[asyncio.AbstractServer] = []
         self.statuses: list[SourceStatus] = []
+        # One per IMAP source: several daemons may watch one mailbox; one fetches.
+        self.leases: list[SourceLease] = []
         self.sender = Periodic("outbox", self.send_outbox, Every(config.outgoing.poll_interval.total_seconds()),
                                log=logging.getLogger("casegate.outbox"), metrics=self.metrics)
         self.loops: list[Periodic] = [self.sender]
@@ -157,9 +161,14 @@ class Daemon:
                 self.servers.append(await start_listener(src, self.config.service, app.pipeline, status,
                                                          self._on_ingested, app.clock))
             elif isinstance(src, ImapSourceConfig):
+                lease = SourceLease(app.db, src.name)
+                self.leases.append(lease)
                 self.loops.append(source_loop(ImapSource(src, app.pipeline, status, self._on_ingested,
-                                                         parse_pool=app.parse_pool, clock=app.clock),
+                                                         parse_pool=app.parse_pool, clock=app.clock, lease=lease),
                                               self.metrics))
+                # The heartbeat has a loop of its own, so a long batch does not let the lease lapse.
+                self.loops.append(Periodic(f"lease={src.name}", lease.heartbeat, Every(lease.heartbeat_interval),
+                                           log=logging.getLogger("casegate.source.lease"), metrics=self.metrics))
             else:
                 self.loops.append(source_loop(SpoolSource(src, self.config, app.pipeline, status,
                                                           self._on_ingested), self.metrics))
@@ -270,6 +279,11 @@ class Daemon:
             log.warning("did not stop within %.0f s: %s", STOP_TIMEOUT, ", ".join(running))
         for status in self.statuses:
             status.flush()
+        for lease in self.leases:
+            try:
+                lease.release()
+            except DatabaseUnavailable as exc:  # it lapses by itself: peers take over after its time to live
+                log.warning("lease of source=%s not released: %s", lease.name, exc)
         if self.ops is not None:
             self.ops.stop()
         self.app.close()

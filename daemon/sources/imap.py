@@ -14,6 +14,16 @@ never finished (the process died), so it is retried alone; after
 ``failed_folder`` without being ingested again. The keywords live on the
 server, so this survives restarts without a table of UIDs.
 
+Several daemons on one mailbox: only the holder of the source's lease
+(daemon/sources/lease.py) fetches, marks and moves; the others stand by
+without an IMAP connection and take over within seconds when the holder
+dies. So the attempt keywords are only ever set by the one daemon working
+the folder, and a keyword found by the next holder means what it says:
+the previous holder died with that message in hand. Should two daemons
+still meet in one folder (a holder stalled past its lease), a message a
+peer moved away between SEARCH and FETCH (a NIL body, or no answer for its
+UID) or before our MOVE (``NO [EXPUNGEISSUED]``) is simply the peer's.
+
 The source is one step of a loop (``step``: connect when needed, drain,
 then wait in IDLE); the daemon runs it as a ``runtime.periodic.Periodic``,
 which owns reconnecting with backoff and reporting an outage. imapclient is
@@ -44,6 +54,7 @@ from ..inbound import Inbound, Source
 from ..stages.context import IngestResult
 from ..stages.pipeline import Pipeline
 from .faults import fault_point
+from .lease import LeaseLost, SourceLease
 from .parse_pool import ParsePool, Parsing
 from .status import SourceStatus
 from ...storage.db import DatabaseUnavailable
@@ -51,6 +62,10 @@ from ...storage.db import DatabaseUnavailable
 log = logging.getLogger("casegate.source.imap")
 
 TRY_PREFIX = "$CasegateTry"
+#: Seconds a daemon standing by waits between looks at the source's lease.
+STANDBY_POLL = 1.0
+#: How often a MOVE is narrowed to the UIDs still there after ``NO [EXPUNGEISSUED]``.
+MOVE_TRIES = 3
 
 
 @dataclass
@@ -92,8 +107,11 @@ class ImapSource:
         parse_pool: ParsePool | None = None,
         stop: threading.Event | None = None,
         clock: Callable[[], datetime] = utcnow,
+        lease: SourceLease | None = None,
     ) -> None:
         self.cfg = cfg
+        # Shared with other daemons: fetch only while holding this (None: alone).
+        self.lease = lease
         self.pipeline = pipeline
         # Batches are parsed here, beside the store of the previous batch
         # (the App's pool; without one, inline).
@@ -179,12 +197,30 @@ class ImapSource:
 
     def step(self) -> bool:
         """Connect when not connected, take what is in the folder, then wait
-        for more (IDLE); True when the next step should follow at once."""
+        for more (IDLE); True when the next step should follow at once.
+
+        A daemon without the source's lease stands by: no connection, a look
+        at the lease every ``STANDBY_POLL`` seconds.
+        """
+        if self.lease is not None and not self.lease.acquire():
+            self.release()
+            self.status.alive()
+            self.stop.wait(STANDBY_POLL)
+            return True
         if self.client is None:
             self.client = self.connect()
-        if self.drain():
+        try:
+            if self.drain():
+                return True
+            return self.wait_for_mail()
+        except LeaseLost as exc:
+            log.warning("%s; standing by", exc)
             return True
-        return self.wait_for_mail()
+
+    def _check_lease(self) -> None:
+        """Before touching the folder (fetch and mark, move): raise LeaseLost unless ours."""
+        if self.lease is not None:
+            self.lease.check()
 
     def explain(self, exc: Exception) -> str | None:
         """The message of a failure this source expects; None for a surprise."""
@@ -205,7 +241,7 @@ class ImapSource:
         try:
             deadline = time.monotonic() + self.cfg.idle_timeout.total_seconds()
             while time.monotonic() < deadline:
-                if self.stop.is_set():
+                if self.stop.is_set() or (self.lease is not None and not self.lease.held()):
                     break
                 started = time.monotonic()
                 responses = client.idle_check(timeout=1.0)
@@ -244,6 +280,7 @@ class ImapSource:
             for start in range(0, len(uids), self.cfg.batch_size):
                 if self.stop.is_set():
                     break
+                self._check_lease()
                 fetched = self._fetch(uids[start:start + self.cfg.batch_size])
                 fault_point("imap.after_fetch")
                 fresh = [m for m in fetched if m.attempts == 0]
@@ -274,9 +311,13 @@ class ImapSource:
         out = []
         for uid in uids:
             item = data.get(uid)
-            if item is None or b"BODY[]" not in item:
-                continue  # expunged meanwhile by someone else
-            out.append(FetchedMessage(uid, item[b"BODY[]"], _attempts(item.get(b"FLAGS", ()))))
+            raw = item.get(b"BODY[]") if item is not None else None
+            if not isinstance(raw, bytes):
+                # No answer, or a NIL body: expunged since our SEARCH by
+                # someone else (a peer daemon, a user); it is theirs.
+                log.debug("source=%s uid=%s gone before fetch: a peer took it", self.cfg.name, uid)
+                continue
+            out.append(FetchedMessage(uid, raw, _attempts(item.get(b"FLAGS", ()))))
         return out
 
     def _mark_attempt(self, msgs: list[FetchedMessage]) -> None:
@@ -306,6 +347,9 @@ class ImapSource:
             self._unmark_attempt(msgs)
             raise
         fault_point("imap.after_commit")
+        # Stored (or known) now; if a peer took the folder over meanwhile it
+        # finds them again, as duplicates, and moves them itself.
+        self._check_lease()
         processed = [m.uid for m, r in zip(msgs, results) if r.outcome != "quarantined"]
         failed = [(m.uid, r.reason) for m, r in zip(msgs, results) if r.outcome == "quarantined"]
         if processed:
@@ -334,6 +378,29 @@ class ImapSource:
         self._move([msg.uid], self.cfg.failed_folder)
 
     def _move(self, uids: list[int], folder: str) -> None:
+        """Move ``uids`` to ``folder``; UIDs already gone were taken by a peer.
+
+        Dovecot refuses a MOVE whose UIDs are all expunged with ``NO
+        [EXPUNGEISSUED]`` (the others of a set it moves); the move is then
+        narrowed to the UIDs still in the folder.
+        """
+        for _ in range(MOVE_TRIES):
+            try:
+                self._move_once(uids, folder)
+                return
+            except IMAPClientError as exc:
+                if "EXPUNGEISSUED" not in str(exc):
+                    raise
+            assert self.client is not None
+            still_here = set(self.client.search(["UID", ",".join(map(str, uids))]))
+            log.debug("source=%s uids %s gone before the move: a peer took them", self.cfg.name,
+                      sorted(set(uids) - still_here))
+            uids = [uid for uid in uids if uid in still_here]
+            if not uids:
+                return
+        self._move_once(uids, folder)
+
+    def _move_once(self, uids: list[int], folder: str) -> None:
         assert self.client is not None
         if self._has_move:
             self.client.move(uids, folder)
