@@ -31,9 +31,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.header import decode_header, make_header
 from email.headerregistry import Address as HeaderAddress
-from email.message import Message as MimeMessage
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -43,7 +41,8 @@ from ..config import ServiceConfig
 from ..directory.reply_address import ReplyAddressSigner
 from ..directory.staff import StaffMember
 from ..directory.vendors import VendorDirectory
-from .compose import Renderer, build_message, message_id_of, to_wire
+from .compose import Renderer
+from .wire import Outgoing, write_message
 from .fax_route import ReplyRoute
 from .recipients import CustomerFinder
 from .wording import NO_SUBJECT, ROLE_LABELS, STATUS_LABELS, lang_of, local_time
@@ -176,7 +175,7 @@ class Notifier:
         if route is not None and letter.files_from_route:
             files += route.attachments(subject, body)
         svc = self.service
-        msg = build_message(
+        mail = write_message(
             from_addr=make_address(svc.address, svc.display_name), to=[recipient], cc=cc,
             subject=subject, body=body, domain=svc.domain, now=letter.now,
             reply_to=make_address(letter.reply_to) if letter.reply_to else None,
@@ -185,7 +184,7 @@ class Notifier:
             html=html,
         )
         rcpts = [str(recipient.addr_spec).lower(), *(str(a.addr_spec).lower() for a in cc)]
-        self._queue(session, letter, msg, rcpts, body)
+        self._queue(session, letter, mail, rcpts, body)
         return Queued(rcpts[0], None, subject, body)
 
     def _usable_cc(self, session: Session, letter: Letter) -> list[HeaderAddress]:
@@ -212,20 +211,18 @@ class Notifier:
                  letter.case.number if letter.case is not None else "-", to, reason)
         return Queued(None, reason)
 
-    def _queue(self, session: Session, letter: Letter, msg: MimeMessage, rcpts: list[str], body: str) -> None:
-        message_id = message_id_of(msg)
+    def _queue(self, session: Session, letter: Letter, mail: Outgoing, rcpts: list[str], body: str) -> None:
         text = letter.record_text if letter.record_text is not None else body
         record = Message(
-            direction="out", message_id=message_id,
-            in_reply_to=str(msg.get("In-Reply-To", "")).strip("<>"),
-            references=str(msg.get("References", "")), from_addr=self.service.address,
-            to_addrs=",".join(rcpts), cc_addrs=_decoded(msg.get("Cc", "")), subject=_decoded(msg["Subject"]),
+            direction="out", message_id=mail.message_id, in_reply_to=mail.in_reply_to,
+            references=mail.references, from_addr=self.service.address,
+            to_addrs=",".join(rcpts), cc_addrs=mail.cc, subject=mail.subject,
             date=letter.now, text=text, new_text=text, raw=None,  # the rendered bytes live in the outbox row
             source="outbox", kind=letter.kind, created_at=letter.now,
         ) if letter.case is not None else None
         # Stored in wire form (CRLF): SMTP relays need it, and smtplib sends bytes as they are.
-        repo.queue_outgoing(session, case=letter.case, kind=letter.kind, message_id=message_id,
-                            mail_from=self.service.address, rcpt_to=rcpts, raw=to_wire(msg), now=letter.now,
+        repo.queue_outgoing(session, case=letter.case, kind=letter.kind, message_id=mail.message_id,
+                            mail_from=self.service.address, rcpt_to=rcpts, raw=mail.raw, now=letter.now,
                             record=record)
 
     # ------------------------------------------------------------ audiences
@@ -293,10 +290,6 @@ class Notifier:
             if queued.address:
                 sent.append(member.email)
         return sent
-
-
-def _decoded(value: object) -> str:
-    return str(make_header(decode_header(str(value or ""))))
 
 
 __all__ = ["AUTOMATIC_KINDS", "Letter", "Notifier", "Queued"]
