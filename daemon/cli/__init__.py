@@ -12,14 +12,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import (cases, daemon, doctor, fax, ignored, ingest, outbox, quarantine, report, rules, staff, templates,
-               timeline, users)
+from . import (cases, customers, daemon, doctor, fax, ignored, ingest, outbox, quarantine, report, rules, staff,
+               templates, timeline, users)
 from ..config import ConfigError
 from .common import EX_CONFIG, EX_OK, EX_TEMPFAIL
 from ...storage.db import DatabaseUnavailable
 
 COMMANDS = (ingest, cases, outbox, quarantine, ignored, daemon, doctor, rules, fax, staff, report, templates, timeline,
-            users)
+            users, customers)
 
 
 def build_parser() -> argparse.ArgumentParser:
