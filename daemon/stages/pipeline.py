@@ -60,6 +60,11 @@ log = logging.getLogger("casegate.pipeline")
 STAGES = ("dedupe", "identify-sender", "thread", "role", "classify", "apply", "notify")
 
 
+# How often one message is redone after a peer's commit made its insert
+# conflict (each retry sees the peer's rows, so one is normally enough).
+UNIQUE_RETRIES = 3
+
+
 class IsolateAndRetry(Exception):
     """A message failed on the batch fast path; redo the batch isolated."""
 
@@ -130,9 +135,11 @@ class Pipeline:
         try:
             try:
                 results = self._commit(contexts, isolated=len(contexts) == 1)
-            except IsolateAndRetry:
-                # One message failed inside the fast path: redo the batch with
-                # a savepoint per message so only that one is set aside.
+            except (IsolateAndRetry, IntegrityError):
+                # One message failed inside the fast path, or a peer daemon
+                # committed the same message or the same new contact first
+                # (a unique violation at our commit): redo the batch with a
+                # savepoint per message, so each is settled on its own.
                 for ctx in contexts:
                     ctx.result = None
                 results = self._commit(contexts, isolated=True)
@@ -217,21 +224,29 @@ class Pipeline:
     def _handle_isolated(self, session: Session, ctx: MessageContext) -> IngestResult:
         if ctx.error is not None:
             return self._quarantine(session, ctx.inbound, ctx.sha256, ctx.error)
-        try:
-            with session.begin_nested():
-                return self._handle(session, ctx)
-        except IntegrityError:
-            # Another writer stored the same message between our check and insert.
-            existing = repo.message_by_dedupe_key(session, ctx.dedupe_key or "")
-            if existing is not None:
-                number = existing.case.number if existing.case is not None else None
-                return IngestResult("duplicate", number, existing.message_id)
-            raise
-        except OperationalError:
-            raise
-        except Exception as exc:
-            log.exception("ingest failed for a message from %s", ctx.inbound.source.name)
-            return self._quarantine(session, ctx.inbound, ctx.sha256, f"ingest error: {type(exc).__name__}: {exc}")
+        for _ in range(UNIQUE_RETRIES):
+            try:
+                with session.begin_nested():
+                    return self._handle(session, ctx)
+            except IntegrityError as exc:
+                # Another writer committed the same message, or a row this
+                # message adds (the same new contact), between our check and
+                # insert; its row is visible now: a duplicate, or a retry
+                # that finds and reuses it.
+                existing = repo.message_by_dedupe_key(session, ctx.dedupe_key or "")
+                if existing is not None:
+                    number = existing.case.number if existing.case is not None else None
+                    return IngestResult("duplicate", number, existing.message_id)
+                conflict: Exception = exc
+                ctx.result = None
+            except OperationalError:
+                raise
+            except Exception as exc:
+                log.exception("ingest failed for a message from %s", ctx.inbound.source.name)
+                return self._quarantine(session, ctx.inbound, ctx.sha256,
+                                        f"ingest error: {type(exc).__name__}: {exc}")
+        log.error("ingest failed for a message from %s: %s", ctx.inbound.source.name, conflict)
+        return self._quarantine(session, ctx.inbound, ctx.sha256, f"ingest error: {type(conflict).__name__}: {conflict}")
 
     def _quarantine(self, session: Session, inbound: Inbound, sha256: str, reason: str) -> IngestResult:
         reason = reason.replace("\x00", "\\x00")  # PostgreSQL text holds no NUL; the raw bytes stay whole
