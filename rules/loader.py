@@ -37,7 +37,7 @@ from .model import (
 )
 from .normalize import fold, to_simplified
 
-__all__ = ["default_folder", "load_rules", "check_folder", "parse_file", "list_rule_files"]
+__all__ = ["default_folder", "load_rules", "check_folder", "parse_file", "list_rule_files", "expand"]
 
 _HEADER = re.compile(r"^\s*\[\[\s*rule\s*\]\]")
 _TOML_POS = re.compile(r"\(at line (\d+), column \d+\)")
@@ -64,8 +64,10 @@ _RULE_KEYS = frozenset(
 )
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$", re.IGNORECASE)
 _LIST_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_LIST_KEYS = frozenset({"words", "except", "not_in", "reach", "description"})
-REACHES = ("clause", "sentence")
+_LIST_KEYS = frozenset({"words", "except", "not_in", "with", "reach", "description"})
+REACHES = ("clause", "sentence", "message")
+# "{登|连|付}不了": one written word standing for each alternative in braces.
+_BRACES = re.compile(r"\{([^{}]*)\}")
 SKIP = "skip"  # if_<list> = "skip": the hit does not count at all
 
 
@@ -131,6 +133,7 @@ class _RawList:
         self.words: list[tuple[str, str, int]] = []  # (word, file, line)
         self.except_: list[tuple[str, str, int]] = []
         self.not_in: list[tuple[str, str, int]] = []
+        self.with_: list[tuple[str, str, int]] = []
         self.reach: tuple[str, str, int] | None = None
 
 
@@ -187,7 +190,7 @@ class _FileParser:
             for key, value in spec.items():
                 if key == "reach":
                     if value not in REACHES:
-                        self.error(line, f"word list {name!r}: 'reach' must be \"clause\" or \"sentence\"")
+                        self.error(line, f"word list {name!r}: 'reach' must be \"clause\", \"sentence\" or \"message\"")
                     elif entry.reach is not None and entry.reach[0] != value:
                         self.error(line, f"word list {name!r}: reach {value!r} differs from "
                                          f"{entry.reach[0]!r} in {entry.reach[1]}:{entry.reach[2]}")
@@ -200,12 +203,12 @@ class _FileParser:
                     continue
                 if key not in _LIST_KEYS and not _LANGUAGE.match(key):
                     self.error(line, f"word list {name!r}: unknown key {key!r} (a language such as zh or en, "
-                                     "words, except, not_in, reach or description)")
+                                     "words, except, not_in, with, reach or description)")
                     continue
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     self.error(line, f"word list {name!r}: {key!r} must be a list of strings")
                     continue
-                target = {"except": entry.except_, "not_in": entry.not_in}.get(key, entry.words)
+                target = {"except": entry.except_, "not_in": entry.not_in, "with": entry.with_}.get(key, entry.words)
                 target.extend((v, file, line) for v in value)
 
     def parse(self) -> list[Rule]:
@@ -421,12 +424,12 @@ class _FileParser:
                 else:
                     out.extend(found.words)
                 continue
-            text = raw[:-1] if raw.endswith("*") else raw
-            folded = fold(text)
-            if not folded:
-                self.error(line, f"rule {label}: empty keyword {raw!r} in {key!r}")
-                continue
-            out.append(Keyword(raw=raw, folded=folded, prefix=raw.endswith("*")))
+            for word in expand(raw):
+                kw = _keyword(word)
+                if kw is None:
+                    self.error(line, f"rule {label}: empty keyword {raw!r} in {key!r}")
+                    continue
+                out.append(kw)
         return tuple(out)
 
     def _patterns(self, value: Any, key: str, label: str, line: int) -> tuple[Pattern, ...]:
@@ -488,6 +491,20 @@ class _FileParser:
         return Actions(**values) if ok else None
 
 
+def expand(word: str) -> list[str]:
+    """The words a written word stands for: "{登|连|付}不了" is 登不了,
+    连不了 and 付不了 (every combination when there are several braces).
+
+    A vocabulary class is written once instead of phrase by phrase, and
+    costs nothing at matching time: each word is one more automaton entry.
+    """
+    m = _BRACES.search(word)
+    if m is None:
+        return [word]
+    head, tail = word[: m.start()], word[m.end():]
+    return [w for alt in m.group(1).split("|") for w in expand(head + alt + tail)]
+
+
 def _keyword(raw: str) -> Keyword | None:
     text = raw[:-1] if raw.endswith("*") else raw
     folded = fold(text)
@@ -511,11 +528,12 @@ def _compile_lists(raw: dict[str, _RawList], errors: list[RuleError]) -> dict[st
                 for kw in got.words if got else ():
                     out.setdefault(kw.raw, kw)
                 continue
-            kw = _keyword(word)
-            if kw is None:
-                errors.append(RuleError(file, line, f"word list {owner!r}: empty word {word!r}"))
-                continue
-            out.setdefault(kw.raw, kw)
+            for one in expand(word):
+                kw = _keyword(one)
+                if kw is None:
+                    errors.append(RuleError(file, line, f"word list {owner!r}: empty word {word!r}"))
+                    continue
+                out.setdefault(kw.raw, kw)
         return tuple(out.values())
 
     def build(name: str, file: str, line: int) -> WordList | None:
@@ -527,7 +545,8 @@ def _compile_lists(raw: dict[str, _RawList], errors: list[RuleError]) -> dict[st
         active.add(name)
         entry = raw[name]
         wl = WordList(name=name, words=words_of(entry.words, name), except_=words_of(entry.except_, name),
-                      not_in=words_of(entry.not_in, name), reach=entry.reach[0] if entry.reach else "clause")
+                      not_in=words_of(entry.not_in, name), with_=words_of(entry.with_, name),
+                      reach=entry.reach[0] if entry.reach else "clause")
         active.discard(name)
         done[name] = wl
         return wl

@@ -298,6 +298,8 @@ class _Segments:
         return self._around(pos, True)
 
     def span(self, reach: str, pos: int) -> tuple[int, int]:
+        if reach == "message":
+            return (0, len(self.text))
         return self._around(pos, reach == "sentence")
 
     def asks(self, end: int) -> bool:
@@ -339,6 +341,7 @@ class _CompiledList:
     except_: _WordSet
     not_in: _WordSet
     reach: str
+    with_: _WordSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,7 +389,8 @@ class RuleSet:
         self._always: list[int] = []  # rules with no positive keyword
         self._words: dict[str, set[str]] = {}  # field -> folded keywords
         self._lists: dict[str, _CompiledList] = {
-            name: _CompiledList(name, _WordSet(wl.words), _WordSet(wl.except_), _WordSet(wl.not_in), wl.reach)
+            name: _CompiledList(name, _WordSet(wl.words), _WordSet(wl.except_), _WordSet(wl.not_in), wl.reach,
+                                _WordSet(wl.with_))
             for name, wl in self.lists.items()
         }
         self._literal: dict[int, tuple[_WordSet, _WordSet]] = {}  # rule index -> (near, not_after) words
@@ -442,7 +446,7 @@ class RuleSet:
         # Word lists are found by the same scan, in the fields that rules
         # with a context read.
         for wl in self.lists.values():
-            for kw in (*wl.words, *wl.except_, *wl.not_in):
+            for kw in (*wl.words, *wl.except_, *wl.not_in, *wl.with_):
                 for f in context_fields:
                     words.setdefault(f, set()).add(kw.folded)
         for name, kws in words.items():
@@ -605,8 +609,14 @@ class RuleSet:
         assert ctx is not None
         not_in = [self._lists[n].not_in for n in ctx.any_lists if self._lists[n].not_in]
         best: _HitOutcome | None = None
+        found = {f: _trigger_hits(top, self._any_index[index], scan, f) for f in top.fields}
+        # A subject is a title: a keyword the body also has is read where
+        # the body tells it ("宕机怎么办" over "万一服务器宕机了，...").
+        in_body = {label for _, _, label in found.get("body", ())} if "subject" in found else set()
         for f in top.fields:
-            for start, end, label in _trigger_hits(top, self._any_index[index], scan, f):
+            for start, end, label in found[f]:
+                if f == "subject" and label in in_body:
+                    continue
                 if not_in:
                     around = scan.hits(f).within(*scan.segments(f).clause(start))
                     if any(_covered(around, words, start, end) for words in not_in):
@@ -660,8 +670,9 @@ class RuleSet:
 
         A list word counts in the hit's clause (or sentence, by the list's
         reach) unless an ``except`` word stands in the list word's clause,
-        the hit's clause or between them.  For "question", a clause ending
-        in '?' counts as a word.
+        the hit's clause or between them; a list with ``with`` words needs
+        one of them in the list word's clause.  For "question", a clause
+        ending in '?' counts as a word.
         """
         asks = cl.name == "question"
         if cl.words.absent(hits) and not asks:
@@ -672,6 +683,8 @@ class RuleSet:
             if not cl.words.has(word, whole) or (cl.not_in and _covered(inside, cl.not_in, s, e)):
                 continue
             mark = segs.clause(s)
+            if cl.with_ and _first_in(hits, cl.with_, *mark) is None:
+                continue
             if not _cancelled(inside, cl, min(mark[0], clause[0]), max(mark[1], clause[1])):
                 return word
         if asks and segs.asks(clause[1]) and not _cancelled(inside, cl, *clause):

@@ -80,8 +80,10 @@ class WordList:
     clause or sentence; for a negation, between the negation and the
     keyword).  ``not_in``: longer words that contain a list word without
     meaning it ("无" in "无线", "怎么" in "怎么办"): a list word inside one of
-    them is not a hit.  ``reach``: how far from a keyword the list is looked
-    for, "clause" (between commas) or "sentence".
+    them is not a hit.  ``with_``: when set, a list word counts only with
+    one of these in its own clause ("其他" + "正常": the rest works).
+    ``reach``: how far from a keyword the list is looked for, "clause"
+    (between commas), "sentence" or "message" (anywhere in the field).
     """
 
     name: str
@@ -89,6 +91,7 @@ class WordList:
     except_: tuple[Keyword, ...] = ()
     not_in: tuple[Keyword, ...] = ()
     reach: str = "clause"
+    with_: tuple[Keyword, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
