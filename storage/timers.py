@@ -58,9 +58,9 @@ def newest_sent(session: Session, case: Case, kinds: Sequence[str]) -> CaseTimer
     return session.execute(stmt).scalars().first()
 
 
-def cases_without(session: Session, statuses: Sequence[str], kind: str, limit: int) -> list[Case]:
-    """Cases in ``statuses`` with no timer of ``kind`` at all, locked for planning."""
-    planned = exists().where(CaseTimer.case_id == Case.id, CaseTimer.kind == kind)
+def cases_without(session: Session, statuses: Sequence[str], kinds: Sequence[str], limit: int) -> list[Case]:
+    """Cases in ``statuses`` with no timer of ``kinds`` at all, locked for planning."""
+    planned = exists().where(CaseTimer.case_id == Case.id, CaseTimer.kind.in_(list(kinds)))
     stmt = (
         select(Case).where(Case.status.in_(list(statuses)), ~planned)
         .order_by(Case.id).limit(limit).with_for_update(skip_locked=True, of=Case)
@@ -135,12 +135,6 @@ def events_of(session: Session, case_ids: Sequence[int], actions: Sequence[str])
         return []
     stmt = (select(Event).where(Event.case_id.in_(list(case_ids)), Event.action.in_(list(actions)))
             .order_by(Event.at, Event.id))
-    return list(session.execute(stmt).scalars())
-
-
-def pending_or_done(session: Session, case: Case, kind: str) -> list[CaseTimer]:
-    """Every timer of ``kind`` on the case, oldest first."""
-    stmt = select(CaseTimer).where(CaseTimer.case_id == case.id, CaseTimer.kind == kind).order_by(CaseTimer.id)
     return list(session.execute(stmt).scalars())
 
 

@@ -55,7 +55,7 @@ def handle_confirm(session: Session, desk: Desk, timer: CaseTimer, case: Case, n
         close_at=local_time(desk.policy.auto_close_at(case.resolved_at), tz, case.language),
         progress=_resolution_text(session, desk, case),
     )
-    timers.finish(timer, now, "sent" if sent else "skipped:suppressed")
+    timers.finish_notice(timer, now, sent)
 
 
 def handle_auto_close(session: Session, desk: Desk, timer: CaseTimer, case: Case, now: datetime) -> None:
@@ -81,7 +81,7 @@ def handle_followup(session: Session, desk: Desk, timer: CaseTimer, case: Case, 
         step=timer.step, steps=total,
         resolved=local_time(case.resolved_at, tz, case.language) if case.resolved_at else "",
     )
-    timers.finish(timer, now, "sent" if sent else "skipped:suppressed")
+    timers.finish_notice(timer, now, sent)
 
 
 def _resolution_text(session: Session, desk: Desk, case: Case) -> str:
@@ -107,11 +107,12 @@ def send_survey(session: Session, desk: Desk, case: Case, now: datetime, cycle: 
     """The satisfaction survey, at most once per resolution (a timer row is the proof)."""
     if not desk.policy.survey_on_close or case.resolved_at is None:
         return
-    survey = timers.add_timer(session, case, SURVEY, cycle=cycle, step=0, anchor_at=case.resolved_at, due_at=now)
+    survey = timers.add_timer(session, case, SURVEY, cycle=cycle, step=0, anchor_at=case.resolved_at, due_at=now,
+                              detail={"to": "customer", "reason": "satisfaction survey on closing"})
     if survey is None:
         return  # already surveyed for this resolution
     sent = desk.notifier.to_customer(session, case, "survey", "survey", now, event="survey-sent")
-    timers.finish(survey, now, "sent" if sent else "skipped:suppressed")
+    timers.finish_notice(survey, now, sent)
 
 
 def reopen_case(session: Session, desk: Desk, case: Case, now: datetime, *, actor: str, reason: str,

@@ -170,8 +170,12 @@ def plan(policy: Policy, facts: Facts, now: datetime) -> list[Planned]:
                                reason=f"{kind.name}: answer within {kind.respond}"))
     if timers.ESCALATION in owned and kind.fault_sla:
         overdue: list[Planned] = []
-        for i, (due, role) in enumerate(policy.escalation_steps(pri, start), start=1):
-            if role in facts.told_roles:
+        steps = policy.escalation_steps(pri, start)
+        # Escalation goes up level by level: once a level was told in this round,
+        # the levels below it are passed (a folded notice covers them).
+        passed = max((i for i, (_, role) in enumerate(steps, start=1) if role in facts.told_roles), default=0)
+        for i, (due, role) in enumerate(steps, start=1):
+            if i <= passed:
                 continue
             p = Planned(timers.ESCALATION, i, start, due, {"role": role}, to=role,
                         reason=f"{pri} unresolved after {pp.escalation[i - 1].after} ({basis})")
@@ -185,7 +189,7 @@ def plan(policy: Policy, facts: Facts, now: datetime) -> list[Planned]:
         due = policy.next_status_update(pri, since)
         if due is not None:
             out.append(Planned(timers.STATUS_UPDATE, 0, since, due, to="customer",
-                               reason=f"{pri} status update every {pp.status_update_every} ({basis})"))
+                               reason=timers.status_update_reason(policy, pri)))
     if timers.COMPLAINT in owned and kind.complaint:
         for i, (name, due) in enumerate(policy.complaint_deadlines(start).items()):
             if (name == "respond" and facts.responded_at is not None) or (name == "plan" and facts.plan_at):

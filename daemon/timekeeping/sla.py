@@ -69,8 +69,10 @@ def handle_escalation(session: Session, desk: Desk, timer: CaseTimer, case: Case
     role = timers.detail_of(timer)["role"]
     members = desk.staff.with_role(role)
     assignee = desk.staff.by_email(case.assignee) if case.assignee else None
-    if assignee is not None and not _told_assignee(session, case, timer):
-        members = [assignee]  # the engineer working the case hears first; the next steps reach the roles
+    if assignee is not None and assignee.role == role:
+        # The step of the assignee's own role reaches the engineer working the
+        # case, not every engineer; the higher steps reach their roles.
+        members = [assignee]
     if not members:
         repo.add_event(session, case, now, "scheduler", "escalation-unrouted", new=role,
                        detail={"step": timer.step, "reason": f"no staff with role {role}"})
@@ -98,15 +100,6 @@ def handle_escalation(session: Session, desk: Desk, timer: CaseTimer, case: Case
     repo.add_event(session, case, now, "scheduler", "escalated", new=role,
                    detail={"step": timer.step, "to": sent, "due": timer.due_at.isoformat()})
     timers.finish(timer, now, "sent", to=sent)
-
-
-def _told_assignee(session: Session, case: Case, timer: CaseTimer) -> bool:
-    """Whether an earlier escalation step of this round already reached the assignee."""
-    for t in store.pending_or_done(session, case, timers.ESCALATION):
-        if t.id != timer.id and t.anchor_at == timer.anchor_at and t.outcome == "sent" \
-                and case.assignee in (timers.detail_of(t).get("to") or []):
-            return True
-    return False
 
 
 def handle_resolution(session: Session, desk: Desk, timer: CaseTimer, case: Case, now: datetime) -> None:
@@ -194,5 +187,5 @@ def handle_status_update(session: Session, desk: Desk, timer: CaseTimer, case: C
         next_update=local_time(next_due, tz, lang) if next_due else "",
         priority_label=priority_label(case.priority, lang),
     )
-    timers.finish(timer, now, "sent" if sent else "skipped:suppressed")
+    timers.finish_notice(timer, now, sent)
     timers.plan_status_update(session, desk.policy, case, now)

@@ -80,6 +80,14 @@ def finish(timer: CaseTimer, now: datetime, outcome: str, **detail: Any) -> None
         timer.detail = json.dumps(merged, ensure_ascii=False, default=str)
 
 
+def finish_notice(timer: CaseTimer, now: datetime, sent_to: str | None) -> None:
+    """Mark a notice to the customer handled: the address it went to (the timeline shows it), or suppressed."""
+    if sent_to:
+        finish(timer, now, "sent", to=sent_to)
+    else:
+        finish(timer, now, "skipped:suppressed")
+
+
 # ---------------------------------------------------------------- planning
 
 
@@ -95,7 +103,14 @@ def plan_status_update(session: Session, policy: Policy, case: Case, since: date
     if due is None:
         return None
     last = store.highest(session, case, STATUS_UPDATE, "step")
-    return add_timer(session, case, STATUS_UPDATE, step=(last or 0) + 1, anchor_at=since, due_at=due)
+    return add_timer(session, case, STATUS_UPDATE, step=(last or 0) + 1, anchor_at=since, due_at=due,
+                     detail={"to": "customer", "reason": status_update_reason(policy, case.priority)})
+
+
+def status_update_reason(policy: Policy, priority: str) -> str:
+    """Why a status update is owed, as the timeline shows it ("P1 status update every 1h (7x24)")."""
+    pp = policy.priority(priority)
+    return f"{priority} status update every {pp.status_update_every} ({'working time' if pp.working_time else '7x24'})"
 
 
 def cancel_pending(session: Session, case: Case, kinds: Iterable[str], now: datetime, why: str) -> int:
@@ -115,8 +130,11 @@ def pending(session: Session, case: Case, kind: str) -> list[CaseTimer]:
 
 
 def cases_needing_open_plan(session: Session, limit: int) -> list[Case]:
-    """Unresolved cases whose plan has not started (just opened, or older than this code)."""
-    return store.cases_without(session, UNRESOLVED, FIRST_RESPONSE, limit)
+    """Unresolved cases whose plan has not started (just opened, or older than this code).
+
+    Any timer of the open phase is the mark: a case answered before the first
+    sweep owes no first response, and must not be planned again at every sweep."""
+    return store.cases_without(session, UNRESOLVED, OPEN_PHASE, limit)
 
 
 def cases_needing_resolution_plan(session: Session, limit: int) -> list[Case]:

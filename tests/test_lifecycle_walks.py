@@ -1,0 +1,193 @@
+"""Issue 13, done-when: one walk per kind of case (fault, complaint, feature request),
+from the first mail to the last follow-up, through the 2026 National Day holiday
+(1-7 October off, Saturday 10 October an adjusted working day), with a priority
+change and a recurrence on the way.
+
+Each walk drives the real pipeline (customer and engineer mail) and the sweeps
+with a controlled clock, and compares two whole tables written here:
+
+* the case's timeline (``casegate cases timeline --json`` data): every timer,
+  past and pending, with its due time in Beijing time, its state and where it
+  went (the addresses a sent notice reached, else the role or record it is for);
+* every mail the case caused, as it reached the SMTP sink: when, to whom, what.
+
+Default policy (DOMAIN.md): P1/P2 on the 7x24 clock, P3/P4 on working time
+(09:00-12:00, 13:00-17:30, PRC holidays and adjusted working days).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Any
+
+from sla_support import (
+    CUSTOMER, ENGINEER, MANAGER, SH, SOURCE, SUPERVISOR, Clock, case_of, ingest, mail, make_app, sh, staff_reply,
+)
+
+from casegate.daemon.cli import main
+from casegate.daemon.inbound import Inbound
+
+# What a mail is, read from its subject (zh templates; the manager reads English).
+NOTICES = {
+    "我们已收到": "ack", "新案例": "notify", "客户回复": "notify-reply", "升级通知": "escalation",
+    "Escalation": "escalation", "处理进展通报": "status-update", "请确认": "confirm", "评分": "survey",
+    "服务回访": "followup", "解决目标": "resolution-target", "Resolution target": "resolution-target",
+    "投诉处理": "complaint-deadline", "Complaint": "complaint-deadline",
+}
+
+
+class Walk:
+    """One case's life: the clock, the mail in, the sweeps, and everything that went out."""
+
+    def __init__(self, tmp_path, sink, start: datetime) -> None:
+        self.clock = Clock(start)
+        self.sink = sink
+        self.tmp_path = tmp_path
+        self.app = make_app(tmp_path, sink, self.clock)
+        # The same database for the command line (``casegate --config ... cases timeline``).
+        self.config.write_text(f'[service]\naddress = "service@desk.example.cn"\n'
+                               f'[database]\nurl = "sqlite:///{tmp_path / "casegate.db"}"\n')
+        self.sent: list[tuple[str, str, str]] = []
+        self.number = ""
+
+    def _deliver(self) -> None:
+        before = len(self.sink.received)
+        report = self.app.outbox.send_due()
+        assert report.failed == 0 and report.retried == 0, report
+        for m in self.sink.received[before:]:
+            self.sent.append((self.clock.now.strftime("%m-%d %H:%M"), _to(m.message), _notice(m.message)))
+
+    def customer(self, when: datetime, body: str, subject: str | None = None) -> str:
+        self.clock.set(when)
+        number = ingest(self.app, mail(subject=subject or f"Re: [{self.number}] 服务案例", body=body, when=when))
+        self.number = self.number or number
+        self._deliver()
+        return number
+
+    def engineer(self, when: datetime, text: str) -> None:
+        self.clock.set(when)
+        staff_reply(self.app, self.number, text)
+        self._deliver()
+
+    def sweep(self, *instants: datetime) -> None:
+        for when in instants:
+            self.clock.set(when)
+            self.app.sweep(when)
+            self._deliver()
+
+    def timeline(self, capsys) -> list[tuple[str, str, str, str]]:
+        """``casegate cases timeline --json``, as (due, kind, state, to) rows in Beijing time."""
+        capsys.readouterr()
+        assert main(["--config", str(self.config), "cases", "timeline", self.number, "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        out = []
+        for r in rows:
+            due = datetime.fromisoformat(r["due"])
+            assert due.utcoffset() == SH.utcoffset(due)  # printed with the service zone's offset
+            out.append((due.strftime("%m-%d %H:%M"), r["kind"], r["state"], r["to"]))
+        return out
+
+    @property
+    def config(self):
+        return self.tmp_path / "casegate.toml"
+
+
+def _to(msg: EmailMessage) -> str:
+    return ",".join(sorted(a.addr_spec.lower() for a in msg["To"].addresses))
+
+
+def _notice(msg: EmailMessage) -> str:
+    subject = str(msg["Subject"])
+    return next((v for k, v in NOTICES.items() if k in subject), subject)
+
+
+def dump(walk: Walk, capsys) -> str:
+    rows = walk.timeline(capsys)
+    return "\n".join([*map(repr, rows), "---", *map(repr, walk.sent)])
+
+
+# Who is who (tests/sla_support.py): the assignee Wang Wei is the service engineer.
+ENG, SUP, GM, CUS = ENGINEER, SUPERVISOR, MANAGER, CUSTOMER
+
+
+def test_fault_walk(tmp_path, smtp_sink, capsys) -> None:
+    """A P3 fault reported the afternoon before National Day, raised to P2 on 2 October
+    (P2 runs on the 7x24 clock), fixed, back the same evening, fixed again, confirmed,
+    surveyed, followed up on the first working day after the holiday."""
+    w = Walk(tmp_path, smtp_sink, sh(2026, 9, 30, 16, 0))
+    number = w.customer(sh(2026, 9, 30, 16, 0), "打印服务偶尔报错，其他功能正常。", subject="打印服务偶尔报错")
+    assert case_of(w.app, number).priority == "P3"
+    w.engineer(sh(2026, 9, 30, 16, 20), "您好，我们已收到，正在排查打印服务日志。")
+    w.sweep(sh(2026, 9, 30, 17, 30), sh(2026, 10, 1, 10, 0))  # P3 counts working time: nothing in the holiday
+    w.engineer(sh(2026, 10, 2, 10, 0), "#priority P2\n#note 客户来电：全部打印机都无法使用")
+    w.sweep(sh(2026, 10, 2, 10, 0), sh(2026, 10, 2, 12, 0))
+    w.engineer(sh(2026, 10, 2, 13, 0), "#status resolved\n已更换打印服务器网卡，打印恢复正常。")
+    w.sweep(sh(2026, 10, 2, 13, 0))
+    w.customer(sh(2026, 10, 2, 20, 0), "又不能打印了，还是报错！")  # a recurrence: a new round from 20:00
+    w.sweep(sh(2026, 10, 2, 21, 0))
+    w.engineer(sh(2026, 10, 2, 21, 30), "您好，我们已安排工程师今晚上门。")
+    w.sweep(sh(2026, 10, 2, 22, 0))
+    w.engineer(sh(2026, 10, 2, 23, 0), "#status resolved\n#onsite 1h 更换打印服务器硬盘\n已更换硬盘，打印恢复正常。")
+    w.sweep(sh(2026, 10, 2, 23, 0))
+    w.customer(sh(2026, 10, 3, 10, 0), "确认已解决，谢谢。")
+    w.sweep(sh(2026, 10, 5, 23, 0), sh(2026, 10, 8, 9, 0))
+    w.customer(sh(2026, 10, 8, 10, 0), "5分，没有再出现。")
+    w.sweep(sh(2026, 10, 31, 0, 0))
+
+    assert w.timeline(capsys) == [
+        # P3's update chain (1 working day from the first reply, 30 Sep 16:20) became P2's
+        # "every 4 h": 20:20 on 30 September, overdue when P2 was set, so sent at once.
+        ("09-30 20:20", "status_update", "done", CUS),
+        # P2's matrix from 30 Sep 16:00 (1 h, 2 h, 4 h) was all overdue on 2 October:
+        # one notice, now, to the highest level; the levels below are passed.
+        ("10-02 10:00", "escalation", "done", GM),
+        ("10-02 13:00", "confirm", "done", CUS),
+        ("10-02 14:00", "status_update", "cancelled", "customer"),  # 4 h after 10:00; resolved at 13:00
+        # The recurrence at 20:00 starts round 2 on the 7x24 clock: 1 h engineer (the
+        # assignee), 2 h supervisor, first response 2 h (answered 21:30), 4 h manager.
+        ("10-02 21:00", "escalation", "done", ENG),
+        ("10-02 22:00", "escalation", "done", SUP),
+        ("10-02 22:00", "first_response", "skipped", "record"),
+        ("10-02 23:00", "confirm", "done", CUS),
+        ("10-03 00:00", "escalation", "cancelled", "general-manager"),
+        ("10-03 00:00", "status_update", "cancelled", "customer"),
+        ("10-03 10:00", "survey", "done", CUS),  # the customer confirmed: closed, surveyed
+        ("10-05 13:00", "auto_close", "cancelled", "record"),  # 3 days after the first fix: reopened
+        ("10-05 23:00", "auto_close", "cancelled", "record"),  # 3 days after the second: confirmed
+        # P2's follow-up: 3 days after 2 Oct 23:00 is 5 Oct, a holiday: the next working start.
+        ("10-08 09:00", "followup", "done", CUS),
+        # P3's plan on working time (1.5 h on 30 Sep, the rest from 8 Oct 09:00), cancelled by P2.
+        ("10-08 09:30", "escalation", "cancelled", "service-engineer"),
+        ("10-08 11:30", "escalation", "cancelled", "support-supervisor"),
+        ("10-08 16:00", "resolution", "cancelled", "support-supervisor"),  # P2 root cause 1wd from 30 Sep 16:00
+        ("10-08 16:30", "escalation", "cancelled", "general-manager"),
+        ("10-08 17:30", "resolution", "cancelled", "support-supervisor"),  # round 2 root cause 1wd from 2 Oct 20:00
+        ("10-09 16:00", "resolution", "cancelled", "support-supervisor"),  # P3 guidance 2wd
+        # P2 fix 3wd: the third working day is Saturday 10 October, an adjusted working day.
+        ("10-10 16:00", "resolution", "cancelled", "support-supervisor"),
+        ("10-10 17:30", "resolution", "cancelled", "support-supervisor"),
+    ]
+    reply = f"Re: [{number}] 打印服务偶尔报错"
+    assert w.sent == [
+        ("09-30 16:00", CUS, "ack"),
+        ("09-30 16:00", ENG, "notify"),
+        ("09-30 16:20", CUS, reply),
+        ("10-02 10:00", CUS, "status-update"),
+        ("10-02 10:00", GM, "escalation"),
+        ("10-02 13:00", CUS, reply),
+        ("10-02 13:00", CUS, "confirm"),
+        ("10-02 20:00", ENG, "notify-reply"),
+        ("10-02 21:00", ENG, "escalation"),
+        ("10-02 21:30", CUS, reply),
+        ("10-02 22:00", SUP, "escalation"),
+        ("10-02 23:00", CUS, reply),
+        ("10-02 23:00", CUS, "confirm"),
+        ("10-03 10:00", ENG, "notify-reply"),
+        ("10-03 10:00", CUS, "survey"),
+        ("10-08 09:00", CUS, "followup"),
+        ("10-08 10:00", ENG, "notify-reply"),
+    ]
+    case = case_of(w.app, number)
+    assert (case.status, case.priority) == ("closed", "P2")
