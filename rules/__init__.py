@@ -54,7 +54,8 @@ Fields: subject, body (the NEW text of the message: quoted history and
 signature already cut off; or ``text_override``, e.g. fax OCR), sender,
 sender_domain, recipient, attachment_names (only when a rule names it),
 source, source_kind ("fax", "imap", "smtp", "spool"), customer (company,
-name), contract.
+name), contract (its ID), contract_level (e.g. "gold": the level of the
+customer's valid contract, from the customer master data).
 
 Matching: keywords and text are folded alike (NFKC so ＡＢＣ１２３ = abc123,
 casefold, traditional -> simplified Chinese, whitespace runs -> one space,

@@ -97,6 +97,8 @@ def field_values(inp: ClassifyInput, name: str) -> tuple[str, ...]:
         return tuple(v for v in (inp.customer_company, inp.customer_name) if v)
     if name == "contract":
         return (inp.contract_id,) if inp.contract_id else ()
+    if name == "contract_level":
+        return (inp.contract_level,) if inp.contract_level else ()
     raise KeyError(name)
 
 
@@ -110,7 +112,7 @@ class _Hits:
     whole words.
     """
 
-    __slots__ = ("spans", "_prefix", "_full", "_span_ends", "_within")
+    __slots__ = ("spans", "_prefix", "_full", "_span_ends", "_within", "listed")
 
     def __init__(self, spans: list[tuple[int, int, str, bool]] | None = None) -> None:
         self.spans = spans if spans is not None else []
@@ -118,6 +120,9 @@ class _Hits:
         self._full: set[str] | None = None
         self._span_ends: list[int] | None = None
         self._within: dict[tuple[int, int], list[tuple[int, int, str, bool]]] = {}
+        # (list name, start, end) -> the list's own word hits there: a list
+        # reaching the whole message is filtered once, not once per keyword hit
+        self.listed: dict[tuple[str, int, int], list[tuple[int, int, str, bool]]] = {}
 
     @property
     def prefix(self) -> set[str]:
@@ -679,9 +684,13 @@ class RuleSet:
             return None  # no word of the list anywhere in the field
         lo, hi = segs.span(cl.reach, start)
         inside = hits.within(lo, hi)
-        for s, e, word, whole in inside:
-            if not cl.words.has(word, whole) or (cl.not_in and _covered(inside, cl.not_in, s, e)):
-                continue
+        key = (cl.name, lo, hi)
+        own = hits.listed.get(key)
+        if own is None:
+            own = [sp for sp in inside if cl.words.has(sp[2], sp[3])
+                   and not (cl.not_in and _covered(inside, cl.not_in, sp[0], sp[1]))]
+            hits.listed[key] = own
+        for s, e, word, whole in own:
             mark = segs.clause(s)
             if cl.with_ and _first_in(hits, cl.with_, *mark) is None:
                 continue

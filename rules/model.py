@@ -43,6 +43,7 @@ FIELDS: tuple[str, ...] = (
     "source_kind",
     "customer",
     "contract",
+    "contract_level",
 )
 #: Fields used by keyword/regex conditions that do not name their fields.
 #: Attachment names are deliberately absent: "error.log" is not an error.
@@ -197,6 +198,7 @@ class ClassifyInput:
     customer_company: str | None = None
     contract_id: str | None = None
     warranty_expired: bool | None = None
+    contract_level: str | None = None  # the valid contract's level (customer master data)
     outside_working_hours: bool = False
     text_override: str | None = None
 

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from .models import Case, ContactPerson, Contract, Customer, CustomerContact, CustomerDomain, Product
+from .models import Case, ContactPerson, Contract, Customer, CustomerContact, CustomerDomain, OutboxMessage, Product
 
 CHUNK = 500
 T = TypeVar("T")
@@ -306,7 +306,8 @@ def person_by_address(session: Session, kind: str, value: str) -> ContactPerson 
 def customer_by_domain(session: Session, domain: str) -> Customer | None:
     stmt = select(Customer).join(CustomerDomain, CustomerDomain.customer_id == Customer.id).where(
         CustomerDomain.domain == domain.lower())
-    return session.execute(stmt).scalars().first()
+    with session.no_autoflush:  # asked for every new sender: the batch fast path flushes once, at commit
+        return session.execute(stmt).scalars().first()
 
 
 def domains_of(session: Session, customer: Customer) -> list[str]:
@@ -443,3 +444,9 @@ def report_recipients(session: Session) -> list[tuple[Customer, ContactPerson, s
             seen.add(person.id)
             out.append((customer, person, email))
     return out
+
+
+def queued_kinds(session: Session, prefix: str) -> set[str]:
+    """The outbox kinds starting with ``prefix`` ever queued (a period's reports already sent)."""
+    stmt = select(OutboxMessage.kind).where(OutboxMessage.kind.startswith(prefix, autoescape=True)).distinct()
+    return set(session.execute(stmt).scalars())

@@ -224,6 +224,11 @@ class Case(Base):
     )
     events: Mapped[list["Event"]] = relationship(back_populates="case", order_by="Event.id")
 
+    @property
+    def contract_level(self) -> str | None:
+        """The level of the contract covering the case (it picks policy overrides)."""
+        return (self.contract.level or None) if self.contract is not None else None
+
 
 class Message(Base):
     """Every message in or out, with the inbound raw bytes kept whole."""

@@ -54,6 +54,12 @@ def cmd_policy_plan(args: argparse.Namespace) -> int:
     if args.kind and args.kind not in policy.kinds:
         print(f"casegate: --kind: unknown kind {args.kind!r} (known: {', '.join(policy.kinds)})", file=sys.stderr)
         return EX_USAGE
+    if args.contract is not None:
+        if args.contract.lower() not in policy.contract_levels:
+            known = ", ".join(policy.contract_levels) or "none configured: [policy.contract_levels.<level>]"
+            print(f"casegate: --contract: no contract level {args.contract!r} (known: {known})", file=sys.stderr)
+            return EX_USAGE
+        policy = policy.for_contract(args.contract.lower())
     rows = lifecycle.planned_as_dicts(lifecycle.dry_run(policy, args.priority, opened, args.kind))
     _print(rows, tz, args.json)
     return EX_OK
@@ -73,5 +79,6 @@ def register(add: AddCommand) -> None:
     pp.add_argument("--priority", required=True, choices=PRIORITIES)
     pp.add_argument("--opened", required=True, help="ISO 8601, e.g. 2026-10-09T20:00+08:00")
     pp.add_argument("--kind", default=None, help="fault (default), complaint, feature, ...")
+    pp.add_argument("--contract", default=None, help="a contract level of [policy.contract_levels], e.g. gold")
     pp.add_argument("--json", action="store_true")
     pp.set_defaults(func=cmd_policy_plan)

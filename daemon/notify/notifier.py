@@ -231,6 +231,8 @@ class Notifier:
         """Fields every template may use about the case."""
         tz = self.service.timezone
         c = case.customer
+        # The master data's product and contract (issue 15), else the customer record's own fields.
+        product, contract = case.product, case.contract
         return {
             "case": case,
             "subject": case.subject or NO_SUBJECT[lang],
@@ -238,9 +240,12 @@ class Notifier:
             "opened": local_time(case.opened_at, tz, lang),
             "customer_name": (c.name if c else "") or "",
             "customer_company": (c.company if c else "") or "",
-            "contract_id": (c.contract_id if c else "") or "",
-            "product": (c.product if c else "") or "",
-            "serial_number": (c.serial_number if c else "") or "",
+            "contract_id": (contract.external_id if contract else c.contract_id if c else "") or "",
+            "contract_level": (contract.level if contract else "") or "",
+            "product": (product.model if product else c.product if c else "") or "",
+            "product_version": (product.version if product else "") or "",
+            "product_site": (product.site if product else "") or "",
+            "serial_number": (product.serial if product else c.serial_number if c else "") or "",
             "service_name": self.service.display_name,
         }
 
@@ -257,7 +262,8 @@ class Notifier:
             return None
         values = self.case_fields(case, lang)
         values.update(fields)
-        values.setdefault("recipient_name", who.name or values["customer_name"])
+        person = case.person.name if case.person is not None else ""
+        values.setdefault("recipient_name", person or who.name or values["customer_name"])
         # Through a fax gateway the customer answers by fax, not by replying.
         values["by_fax"] = who.route is not None and who.route.format != "email"
         queued = self.send(session, Letter(

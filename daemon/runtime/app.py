@@ -33,6 +33,7 @@ from ..stages.thread import Threader
 from ..timekeeping.aftercare import Aftercare
 from ..timekeeping.desk import Desk
 from ..timekeeping.policy import Policy, PolicyError
+from ..timekeeping.report_mail import ReportConfig
 from ..timekeeping.scheduler import SweepReport, replan_open_cases, run_sweeps
 from ..timekeeping.settings import SchedulerConfig
 from ..workflow.conversation import Workflow
@@ -98,7 +99,8 @@ class App:
         )
         self.notifier = Notifier(config.service, renderer, CustomerFinder(self.staff, vendors, fax_cfg), vendors,
                                  signer)
-        self.desk = Desk(config.service, self.policy, self.notifier, self.staff, vendors, self.blobs, settings)
+        self.desk = Desk(config.service, self.policy, self.notifier, self.staff, vendors, self.blobs, settings,
+                         customer_reports=ReportConfig.from_config(config).customer_reports)
         # Engineers' commands and the customer conversation (daemon/workflow/).
         self.workflow = Workflow(self.desk, signer, security, clock)
         aftercare = Aftercare(self.desk)

@@ -93,7 +93,10 @@ class ApplyToCase:
             ctx.settle("ignored", reason)
             return
         svc = self.service
-        language = result.language or parsed.language or svc.default_language
+        # A person's language preference (master data, or #lang) beats the guess:
+        # a Chinese customer who pastes an English log still reads Chinese.
+        preferred = ctx.person.language if ctx.person is not None else None
+        language = preferred or result.language or parsed.language or svc.default_language
         kind = self.desk.policy.kind_of(result.category, result.route)
         # A kind with a number format of its own (feature requests) has its own series.
         number = allocate_case_number(session, kind.number_format or svc.case_number_format, now, svc.timezone,
@@ -110,6 +113,9 @@ class ApplyToCase:
             language=language if language in ("zh", "en") else svc.default_language,
             source_kind=ctx.inbound.source.kind,
             customer=ctx.customer,
+            person=ctx.person,
+            product=ctx.product,
+            contract=ctx.contract,
             opened_at=now,
             updated_at=now,
             linked_case_id=linked.id if linked is not None else None,

@@ -12,13 +12,14 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from ..config import ClassificationConfig
+from ..directory.master_data import warranty_expired
 from ..fax.intake import FaxIntake
 from ..inbound import Source
 from ..timekeeping.policy import Policy
 from .context import MessageContext
 from ...parsers.message import ParsedMessage
 from ...rules import Classification, ClassifyInput, RuleStore
-from ...storage.models import Customer
+from ...storage.models import Contract, Customer, Product
 
 
 class Classifier:
@@ -31,10 +32,10 @@ class Classifier:
         self.fax = fax
 
     def classify(self, parsed: ParsedMessage, source: Source, customer: Customer | None, now: datetime,
-                 text_override: str | None = None) -> Classification:
-        warranty = None
-        if customer is not None and customer.warranty_end is not None:
-            warranty = customer.warranty_end < now.date()
+                 text_override: str | None = None, *, product: Product | None = None,
+                 contract: Contract | None = None) -> Classification:
+        # The product's warranty (customer master data), else the customer record's.
+        warranty = warranty_expired(product, customer, now.date())
         cls = self.settings
         result = self.rules.current().classify(
             ClassifyInput(
@@ -43,8 +44,9 @@ class Classifier:
                 source_kind="fax" if parsed.fax is not None else source.kind,
                 customer_name=customer.name if customer else None,
                 customer_company=customer.company if customer else None,
-                contract_id=customer.contract_id if customer else None,
+                contract_id=contract.external_id if contract else (customer.contract_id if customer else None),
                 warranty_expired=warranty,
+                contract_level=(contract.level or None) if contract else None,
                 outside_working_hours=not self.policy.calendar.is_working_time(now),
                 text_override=text_override,
             ),
@@ -68,4 +70,4 @@ class Classify:
         parsed = ctx.parsed
         assert parsed is not None and ctx.now is not None
         ctx.classification = self.classifier.classify(parsed, ctx.inbound.source, ctx.customer, ctx.now,
-                                                      ctx.fax_text)
+                                                      ctx.fax_text, product=ctx.product, contract=ctx.contract)

@@ -18,7 +18,7 @@ from ..inbound import Inbound
 from ...parsers.message import Attachment as ParsedAttachment
 from ...parsers.message import ParsedMessage
 from ...rules import Classification
-from ...storage.models import Case, Customer, Message
+from ...storage.models import Case, ContactPerson, Contract, Customer, Message, Product
 from .match import ThreadMatch
 
 
@@ -46,6 +46,10 @@ class MessageContext:
     quiet: bool = False  # monitoring or list mail from a known customer: a case, but never answered
     staff: StaffMember | None = None
     customer: Customer | None = None
+    # Master data (issue 15): the person who wrote, the product and contract the mail is about.
+    person: ContactPerson | None = None
+    product: Product | None = None
+    contract: Contract | None = None
     match: ThreadMatch | None = None
     role: str = ""  # the sender's role towards the case (daemon/directory/roles.py)
     linked: Case | None = None  # a closed case this mail follows up on (a new, linked case opens)

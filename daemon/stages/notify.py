@@ -74,8 +74,9 @@ class Notify:
         route = reply_route(case.customer, parsed, self.fax)
         svc = self.service
         lang = case.language
-        promise, working_time = self.policy.response_promise(case.priority, case.category, case.route)
-        due = self.policy.response_due(case.priority, case.category, case.route, case.opened_at)
+        policy = self.policy.for_contract(case.contract_level)  # a gold contract promises its own time
+        promise, working_time = policy.response_promise(case.priority, case.category, case.route)
+        due = policy.response_due(case.priority, case.category, case.route, case.opened_at)
         name = parsed.from_.name if parsed.from_ else ""
         queued = self.notifier.send(session, Letter(
             kind="ack", case=case, to=parsed.sender_email, to_name=name,
@@ -84,7 +85,10 @@ class Notify:
             fields=dict(
                 case=case,
                 subject=parsed.subject or NO_SUBJECT.get(lang, NO_SUBJECT["en"]),
-                customer_name=(route.name if route is not None and route.address else name),
+                # The master data's person and company, when known: "广州某银行 张三，您好".
+                customer_name=(case.person.name if case.person is not None and case.person.name
+                               else route.name if route is not None and route.address else name),
+                customer_company=case.customer.company if case.customer is not None else "",
                 priority_label=priority_label(case.priority, lang),
                 first_response=say_promise(promise, working_time, lang),
                 first_response_due=local_time(due, svc.timezone, lang),

@@ -16,14 +16,16 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from ..directory.master_data import product_and_contract
 from ..directory.staff import StaffDirectory
 from ..directory.vendors import VendorDirectory
 from ..fax.customer import fax_customer
 from .context import MessageContext
 from ...parsers.message import ParsedMessage
+from ...storage import customers as master
 from ...storage import repository as repo
 from ...storage.batch import batch_cache
-from ...storage.models import Customer
+from ...storage.models import ContactPerson, Customer
 
 
 # Kinds of automatic mail that may still be a customer's report.
@@ -81,7 +83,9 @@ class IdentifySender:
             return
         ctx.staff = self.staff.by_email(parsed.sender_email)
         if ctx.staff is None:
-            ctx.customer = self.customer(session, parsed, ctx.now)
+            ctx.customer, ctx.person = self.customer(session, parsed, ctx.now)
+            ctx.product, ctx.contract = product_and_contract(
+                session, ctx.customer, f"{parsed.subject}\n{ctx.fax_text or parsed.text}", ctx.now.date())
 
     @staticmethod
     def known_customer(session: Session, parsed: ParsedMessage) -> bool:
@@ -94,17 +98,27 @@ class IdentifySender:
             return email in cache
         return repo.find_customer(session, "email", email) is not None
 
-    def customer(self, session: Session, parsed: ParsedMessage, now: datetime) -> Customer | None:
+    def customer(self, session: Session, parsed: ParsedMessage,
+                 now: datetime) -> tuple[Customer | None, ContactPerson | None]:
+        """The sender's customer record (found or created) and, from the master data, the person."""
         if parsed.fax is not None:  # the sender is a fax number, never the gateway's From
             return fax_customer(session, parsed.fax, now)
         email = parsed.sender_email
         if not email or self.vendors.by_address(email.lower()) is not None:
-            return None  # a vendor's support centre is no customer of ours
+            return None, None  # a vendor's support centre is no customer of ours
         cache = batch_cache(session).customers
         customer = cache.get(email) if cache is not None else repo.find_customer(session, "email", email)
-        if customer is None:
-            name = parsed.from_.name if parsed.from_ and parsed.from_.name else email.partition("@")[0]
-            customer = repo.create_customer(session, now, name=name[:200], contacts=[("email", email)])
-            if cache is not None:
-                cache[email] = customer
-        return customer
+        if customer is not None:
+            person = master.person_by_address(session, "email", email.lower()) if customer.external_id else None
+            return customer, person
+        name = (parsed.from_.name if parsed.from_ and parsed.from_.name else email.partition("@")[0])[:200]
+        # A new colleague at a domain declared for a customer is that customer.
+        colleagues = master.customer_by_domain(session, email.rpartition("@")[2])
+        person = None
+        if colleagues is not None:
+            customer, person = colleagues, master.add_person(session, colleagues, name, email)
+        else:
+            customer = repo.create_customer(session, now, name=name, contacts=[("email", email)])
+        if cache is not None:
+            cache[email] = customer
+        return customer, person

@@ -28,3 +28,5 @@ class Desk:
     vendors: VendorDirectory
     blobs: BlobStore
     settings: SchedulerConfig
+    # [report] customer_reports: the sweep mails each customer's quarterly statistics.
+    customer_reports: bool = False

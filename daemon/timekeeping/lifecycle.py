@@ -272,6 +272,7 @@ def replan(session: Session, policy: Policy, case: Case, now: datetime, *, cause
     Returns what changed ({"cancelled": [...], "added": [...]}) and records it
     as a ``replanned`` event when anything did.
     """
+    policy = policy.for_contract(case.contract_level)  # a gold contract's own clock
     existing = store.case_timers(session, case)
     facts = facts_of(session, policy, case, existing)
     if facts.update_since is None and cause not in ("opened",):

@@ -54,6 +54,10 @@ Config layout (all keys optional; what is given overrides the default)::
     close = "48h"
     working_time = false
 
+    [policy.contract_levels.gold.P2]   # a contract level's own targets, merged over
+    working_time = false               # the priority above, key by key (a case whose
+    first_response = "1h"              # contract has this level gets them)
+
 ``hours`` replaces the whole week when given: a day not listed is a day off,
 so what the file shows is what the desk works.
 """
@@ -264,6 +268,10 @@ class Policy:
     followup_min_gap: Duration = field(default_factory=lambda: _d("1d"))
     # Who hears of a missed resolution target.
     resolution_role: str = "support-supervisor"
+    # Contract levels (customer master data) with targets of their own:
+    # level -> priority -> the merged PriorityPolicy.
+    contract_levels: Mapping[str, Mapping[str, PriorityPolicy]] = field(
+        default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def default(cls) -> Policy:
@@ -278,6 +286,14 @@ class Policy:
         keep their defaults; see the module docstring for merge rules.
         """
         return _PolicyReader(where).policy(data)
+
+    def for_contract(self, level: str | None) -> Policy:
+        """The policy of a case under a contract of ``level`` (itself when the level has no overrides)."""
+        overrides = self.contract_levels.get(level or "")
+        if not overrides:
+            return self
+        return replace(self, priorities=MappingProxyType({**self.priorities, **overrides}),
+                       contract_levels=MappingProxyType({}))
 
     # -- bases --------------------------------------------------------------
 
@@ -665,7 +681,7 @@ class _PolicyReader:
     def policy(self, data: object) -> Policy:
         key = "policy"
         allowed = (*PRIORITIES, "calendar", "complaint", "close_after_silence", "reopen_window", "survey_on_close",
-                   "kinds", "followup_min_gap", "resolution_role")
+                   "kinds", "followup_min_gap", "resolution_role", "contract_levels")
         t = self.table(data, key, allowed)
         cal = self.calendar(t["calendar"], f"{key}.calendar") if "calendar" in t else WorkCalendar()
         priorities = dict(_DEFAULT_PRIORITIES)
@@ -688,7 +704,22 @@ class _PolicyReader:
                                                         allow_zero=True)
         if "resolution_role" in t:
             changes["resolution_role"] = self.string(t["resolution_role"], f"{key}.resolution_role")
+        if "contract_levels" in t:
+            changes["contract_levels"] = self.contract_levels(t["contract_levels"], f"{key}.contract_levels",
+                                                              priorities, cal)
         return Policy(**changes)
+
+    def contract_levels(self, data: object, key: str, base: Mapping[str, PriorityPolicy],
+                        cal: WorkCalendar) -> Mapping[str, Mapping[str, PriorityPolicy]]:
+        """``[policy.contract_levels.<level>.P2]``: per level, priorities merged over the policy's."""
+        if not isinstance(data, Mapping):
+            raise self.error(key, f"expected a table of contract levels, got {_type_name(data)}")
+        out: dict[str, Mapping[str, PriorityPolicy]] = {}
+        for level, item in data.items():
+            t = self.table(item, f"{key}.{level}", PRIORITIES)
+            out[str(level).lower()] = MappingProxyType(
+                {p: self.priority(t[p], f"{key}.{level}.{p}", base[p], cal) for p in PRIORITIES if p in t})
+        return MappingProxyType(out)
 
 
 def _minutes(t: time, end_of_day: bool = False) -> int:

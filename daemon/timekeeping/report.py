@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from .policy import Policy
 from ...storage import repository as repo
 from ...storage import timers as store
+from ...storage.models import Case
 
 
 LONGEST = 5
@@ -81,6 +82,12 @@ def compute(session: Session, policy: Policy, month: str, now: datetime, *, tz: 
     """All figures of one month as plain data (what ``--json`` prints)."""
     start, end = month_bounds(month, tz)
     cases = repo.cases_opened_between(session, start, end)
+    return {"month": month, **figures(session, policy, cases, now, tz=tz, complaint_category=complaint_category)}
+
+
+def figures(session: Session, policy: Policy, cases: list[Case], now: datetime, *, tz: str,
+            complaint_category: str = "complaint") -> dict[str, Any]:
+    """The indicators of a set of cases (a month's, or one customer's quarter: daemon/timekeeping/customers.py)."""
     ids = [c.id for c in cases]
     scores = repo.survey_scores(session, ids)
     escalations = repo.event_counts(session, ids, "escalated")
@@ -96,7 +103,8 @@ def compute(session: Session, policy: Policy, month: str, now: datetime, *, tz: 
     by_category: dict[str, _Group] = defaultdict(_Group)
     rows = []
     for c in cases:
-        due = policy.first_response_due(c.priority, c.opened_at) if c.priority in policy.priorities else None
+        cp = policy.for_contract(c.contract_level)  # a contract level's own targets count for its cases
+        due = cp.first_response_due(c.priority, c.opened_at) if c.priority in cp.priorities else None
         if c.first_response_at is not None and due is not None:
             on_time: bool | None = c.first_response_at <= due
         elif due is not None and due <= now:
@@ -104,7 +112,7 @@ def compute(session: Session, policy: Policy, month: str, now: datetime, *, tz: 
         else:
             on_time = None
         resolved = c.resolved_at is not None or c.status in ("resolved", "closed")
-        targets = policy.resolution_due(c.priority, c.opened_at) if c.priority in policy.priorities else {}
+        targets = cp.resolution_due(c.priority, c.opened_at) if c.priority in cp.priorities else {}
         fault_sla = policy.kind_of(c.category, c.route).fault_sla
         last_target = max(targets.values()) if targets and fault_sla else None
         if last_target is None:
@@ -126,7 +134,6 @@ def compute(session: Session, policy: Policy, month: str, now: datetime, *, tz: 
         })
     rows.sort(key=lambda r: r["hours"], reverse=True)
     return {
-        "month": month,
         "generated_at": now.astimezone(ZoneInfo(tz)).isoformat(timespec="minutes"),
         "total": total.as_dict(),
         "by_priority": {p: by_priority[p].as_dict() for p in sorted(by_priority)},

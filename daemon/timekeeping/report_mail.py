@@ -5,6 +5,8 @@ Config::
     [report]
     recipients = []     # who receives it; empty: nobody (the report is not mailed)
     language = "zh"     # zh | en: the wording of the mail around the report
+    customer_reports = false   # each customer's quarterly statistics to its people who
+                               # receive reports (daemon/timekeeping/customers.py)
 
 On the first working day of a month (the working calendar's), the report of
 the previous month goes to each recipient through the notifier and the
@@ -35,6 +37,7 @@ from ...storage.ops import outbox_kind_count
 class ReportConfig:
     recipients: tuple[str, ...] = ()
     language: str = "zh"
+    customer_reports: bool = False
 
     @classmethod
     def from_config(cls, config: Config) -> ReportConfig:

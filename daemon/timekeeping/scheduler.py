@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from . import aftercare, lifecycle, sla, timers, vendors
+from .customers import send_due_customer_reports
 from .desk import Desk
 from ...storage.db import Database
 from ...storage.models import Case, CaseTimer
@@ -97,8 +98,9 @@ def _handle_batch(desk: Desk, db: Database, now: datetime, batch: int, report: S
                     case = s.get(Case, timer.case_id)
                     if handler is None or case is None:
                         timers.finish(timer, now, "skipped:unknown-kind" if handler is None else "skipped:no-case")
-                    else:
-                        handler(s, desk, timer, case, now)
+                    else:  # a case under a contract level with targets of its own is handled by them
+                        policy = desk.policy.for_contract(case.contract_level)
+                        handler(s, desk if policy is desk.policy else replace(desk, policy=policy), timer, case, now)
             except Exception:
                 # One broken timer must not block the others: it is parked
                 # as failed (with the traceback in the log) and the sweep goes on.
@@ -127,4 +129,11 @@ def run_sweeps(desk: Desk, db: Database, now: datetime, *, batch: int | None = N
     # Handling can create work due at once (a reopened case, a new resolution).
     _plan(desk, db, now, batch, report)
     _handle_batch(desk, db, now, batch, report)
+    if desk.customer_reports:  # each customer's quarterly statistics, once, on the quarter's first working day
+        with db.transaction() as s:
+            sent = send_due_customer_reports(s, desk.notifier, desk.policy, now, tz=desk.service.timezone,
+                                             default_language=desk.service.default_language,
+                                             complaint_category=desk.settings.complaint_category)
+        if sent:
+            report.handled["customer-report"] = sent
     return report

@@ -51,16 +51,23 @@ def _attachments(desk: Desk, session: Session, case: Case) -> tuple[list[tuple[s
     return files, listed
 
 
+def _warranty_end(case: Case) -> str:
+    """The product's warranty end (customer master data), else the customer record's."""
+    end = case.product.warranty_end if case.product is not None else None
+    if end is None and case.customer is not None:
+        end = case.customer.warranty_end
+    return end.isoformat() if end else ""
+
+
 def _mail_vendor(session: Session, desk: Desk, case: Case, vendor: Vendor, vc: VendorCase, template: str,
                  kind: str, now: datetime, with_attachments: bool) -> None:
     fields = desk.notifier.case_fields(case, vendor.language)
     files, listed = _attachments(desk, session, case) if with_attachments else ([], [])
     who = desk.notifier.customers.requester(session, case)
-    c = case.customer
     fields.update(
         vendor=vendor, vendor_case=vc, symptoms=notices.first_text(session, case), too_large=listed,
         attached=[f[0] for f in files], requester=who.email if who else "",
-        warranty_end=c.warranty_end.isoformat() if c and c.warranty_end else "",
+        warranty_end=_warranty_end(case),
         escalated=local_time(vc.escalated_at, desk.service.timezone),
     )
     # A human request to a support centre, not an automatic reply: vendors'
@@ -80,8 +87,11 @@ def escalate_to_vendor(session: Session, desk: Desk, case: Case, vendor_name: st
     Called by the ``#vendor`` command inside the engineer's transaction.
     Repeating the command with a case number only records the number and
     tells the customer; it does not send the vendor a second notice.
-    Raises ``UnknownVendor`` for a name no ``[[vendors]]`` entry has.
+    Raises ``UnknownVendor`` for a name no ``[[vendors]]`` entry has. An
+    empty name means the vendor of the case's product (customer master data).
     """
+    if not vendor_name and case.product is not None:
+        vendor_name = case.product.vendor
     vendor = desk.vendors.by_name(vendor_name)
     if vendor is None:
         raise UnknownVendor(f"unknown vendor {vendor_name!r}")

@@ -16,6 +16,11 @@ and signature already cut off by the parser), one per line, starting with
     #onsite 2h what was done   #上门 2小时 ...
     #equipment 15m UPS status  #设备 15分钟 ...
     #note the rest of the message is an internal note   #备注 ...
+    #customer C001             #客户 C001        (link the case to a customer of the master data)
+    #product SN-0001           #产品 SN-0001     (... to an installed product, and so its customer)
+    #lang en                   #语言 英文        (the customer's language: the case's mail, and their preference)
+
+``#vendor`` without a name escalates to the vendor of the case's product.
 
 The first line that is not a command ends the block; what follows is the
 public text for the customer. ``#note`` makes the rest of the message an
@@ -47,7 +52,11 @@ COMMAND_NAMES: dict[str, tuple[str, ...]] = {
     "call": ("call", "电话", "電話"),
     "onsite": ("onsite", "上门", "上門", "现场"),
     "equipment": ("equipment", "设备", "設備"),
+    "customer": ("customer", "客户", "客戶"),
+    "product": ("product", "产品", "產品"),
+    "lang": ("lang", "language", "语言", "語言"),
 }
+LANGUAGES: dict[str, str] = {"zh": "zh", "en": "en", "中文": "zh", "英文": "en", "chinese": "zh", "english": "en"}
 ACTIVITIES = ("call", "onsite", "equipment")
 _ALIAS = {alias: name for name, aliases in COMMAND_NAMES.items() for alias in aliases}
 
@@ -136,6 +145,9 @@ class CommandContext:
     known_vendor: Callable[[str], bool] | None = None  # None: any vendor name is accepted
     timezone: str = "Asia/Shanghai"  # #eta times are read in the service's zone
     extra_names: dict[str, str] = field(default_factory=dict)
+    customer_exists: Callable[[str], bool] = lambda ref: False  # an external customer ID
+    product_exists: Callable[[str], bool] = lambda serial: False
+    product_vendor: str | None = None  # the vendor of the case's product: what a bare #vendor means
 
 
 def _split_glued(word: str) -> tuple[str, str] | None:
@@ -225,6 +237,8 @@ def validate(parsed: ParsedCommands, ctx: CommandContext) -> tuple[list[ValidCom
                 valid.append(ValidCommand("assign", email, line=cmd.line))
         elif cmd.name == "note":
             valid.append(ValidCommand("note", parsed.note or "", line=cmd.line))
+        elif cmd.name == "vendor" and not args and ctx.product_vendor:
+            valid.append(ValidCommand("vendor", ctx.product_vendor, None, line=cmd.line))
         elif cmd.name == "vendor":
             if not 1 <= len(args) <= 2:
                 err(cmd, "#vendor needs a vendor name and optionally the vendor's case number",
@@ -260,6 +274,24 @@ def validate(parsed: ParsedCommands, ctx: CommandContext) -> tuple[list[ValidCom
                     f"#{cmd.name} 需要先写所用时间，例如 30分钟 或 1h30m")
             else:
                 valid.append(ValidCommand(cmd.name, " ".join(args[1:]), str(minutes), line=cmd.line))
+        elif cmd.name in ("customer", "product"):
+            ref = args[0] if len(args) == 1 else ""
+            exists = ctx.customer_exists if cmd.name == "customer" else ctx.product_exists
+            zh = "客户" if cmd.name == "customer" else "产品"
+            if not ref:
+                err(cmd, f"#{cmd.name} needs one {'customer ID' if cmd.name == 'customer' else 'serial number'}",
+                    f"#{zh} 需要一个{'客户编号' if cmd.name == 'customer' else '序列号'}")
+            elif not exists(ref):
+                err(cmd, f"#{cmd.name}: no {cmd.name} {ref!r} in the customer master data",
+                    f"#{zh}：客户资料中没有 {ref!r}")
+            else:
+                valid.append(ValidCommand(cmd.name, ref, line=cmd.line))
+        elif cmd.name == "lang":
+            value = LANGUAGES.get(args[0].casefold()) if len(args) == 1 else None
+            if value is None:
+                err(cmd, "#lang needs zh or en", "#语言 需要 zh（中文）或 en（英文）")
+            else:
+                valid.append(ValidCommand("lang", value, line=cmd.line))
         elif cmd.name == "merge":
             target = args[0].upper() if len(args) == 1 else ""
             if not target:

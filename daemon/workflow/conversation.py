@@ -50,8 +50,10 @@ from ..notify.notifier import Letter, Queued
 from ..notify.wording import local_time, priority_label
 from ..timekeeping import lifecycle
 from ..timekeeping.desk import Desk
+from ..timekeeping.customers import link_master_data
 from ..timekeeping.vendors import escalate_to_vendor
 from ...parsers.message import ParsedMessage
+from ...storage import customers as master
 from ...storage import repository as repo
 from ...storage.models import Case, Message
 
@@ -321,6 +323,9 @@ class Workflow:
             case_exists=lambda number: repo.case_by_number(session, number) is not None,
             known_vendor=self.desk.vendors.known if self.desk.vendors.vendors else None,
             timezone=self.service.timezone,
+            customer_exists=lambda ref: master.customer_by_external_id(session, ref) is not None,
+            product_exists=lambda serial: master.product_by_serial(session, serial) is not None,
+            product_vendor=(case.product.vendor or None) if case.product is not None else None,
         )
 
     def _apply(self, session: Session, case: Case, cmd: cmdlib.ValidCommand, member: StaffMember,
@@ -352,6 +357,8 @@ class Workflow:
         elif cmd.name in cmdlib.ACTIVITIES or cmd.name in ("eta", "plan"):
             lifecycle.record(session, self.desk.policy, case, cmd.name, cmd.value, cmd.extra, now, actor=actor,
                              detail=detail)
+        elif cmd.name in ("customer", "product", "lang"):
+            link_master_data(session, self.desk, case, cmd.name, cmd.value or "", now, actor, detail)
         elif cmd.name == "merge":
             target = repo.case_by_number(session, cmd.value or "")
             assert target is not None  # validated
