@@ -42,7 +42,15 @@ Word lists (any file; merged by name over all files before rules are read):
     except = ["但是", "but"]             # cancel the list in that clause (negation:
                                        # between it and the keyword)
     not_in = ["无线"]                    # longer words that contain a list word
-    reach = "clause"                   # or "sentence"
+    with = ["正常"]                      # if set: a list word counts only with one
+                                       # of these in its clause (其他 + 正常)
+    reach = "clause"                   # or "sentence", or "message" (anywhere)
+
+A word with braces is a vocabulary class: "{登|连|付}不了" stands for 登不了,
+连不了 and 付不了 (every combination when there are several braces), in
+rules and lists alike.  A keyword a rule finds in both the subject and the
+body is read where the body tells it (subject "宕机怎么办", body "万一服务器
+宕机了...": a hypothetical).
 
 "@name" stands for a list's words in any/all/none/near/not_after/except/
 not_in; ``if_<name>`` works for every list (the least severe wins when

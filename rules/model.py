@@ -203,6 +203,23 @@ class ClassifyInput:
     text_override: str | None = None
 
 
+#: How `casegate rules test` names the discounts of the shipped word lists
+#: (any other list is named as it is called).
+_REASONS: dict[str, str] = {
+    "hypothetical": "hypothetical",
+    "group": "one group of users",
+    "device": "one device",
+    "others_fine": "the rest works",
+    "rest_runs": "the rest of the system runs",
+    "no_impact": "no impact on the business",
+    "recovers": "a restart cures it for a while",
+    "slow": "slow, not down",
+    "retracted": "taken back",
+    "log": "in a pasted log line",
+    "redundant": "redundancy lost, service runs",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class RuleMatch:
     """Why one rule matched: the first evidence found, and what it set.
@@ -255,7 +272,7 @@ class RuleMatch:
             return f"{reason}{word}"
         if reason == "single":
             return f"a scope of one{word}"
-        return f"{reason}{word}"
+        return f"{_REASONS.get(reason or '', reason)}{word}"
 
     def explain(self) -> str:
         parts = []

@@ -391,3 +391,88 @@ def test_a_match_on_a_mark_shows_the_clause_it_ends(tmp_path: Path) -> None:
     (m,) = run(rs, "您好，请问机房的温度多少合适？谢谢").matches
     assert m.clause == "请问机房的温度多少合适"
     assert run(rs, "see http://x.cn/a?id=3 thanks").matches == ()
+
+
+# -- vocabulary classes, 'with' words, reach "message", subject and body -----
+
+CLASSES = """
+[lists.failure]
+zh = ["{登|连|付}{不了|不上}"]
+en = ["{cannot|can't} {connect|log in}"]
+
+[lists.others_fine]
+reach = "message"
+zh = ["其他", "别的"]
+en = ["other"]
+with = ["正常", "没问题", "fine"]
+except = ["也不"]
+
+[lists.hypothetical]
+zh = ["万一", "如果"]
+
+[[rule]]
+name = "everyone-fails"
+any = ["@failure", "宕机"]
+if_others_fine = "P2"
+if_hypothetical = "P4"
+priority = "P1"
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("用户全部付不了款", "P1"),  # 付 + 不了, from the braces
+        ("ERP连不上了", "P1"),
+        ("登不进去", "P3"),  # 不进 is not among the alternatives
+        ("We cannot connect to the ERP", "P1"),
+        ("can't log in since nine", "P1"),
+    ],
+)
+def test_braces_stand_for_every_combination(tmp_path: Path, body: str, expected: str) -> None:
+    assert prio(ruleset(tmp_path, CLASSES), body) == expected
+
+
+def test_braces_in_rule_keywords_and_explanations_show_the_word_found(tmp_path: Path) -> None:
+    rs = ruleset(tmp_path, '[[rule]]\nname = "r"\nany = ["订单量{掉到零|归零}"]\npriority = "P1"\n')
+    (m,) = run(rs, "今天订单量归零了").matches
+    assert m.keyword == "订单量归零"
+    assert rs.keyword_count == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # "其他" counts only with a "with" word in its own clause, anywhere in the mail
+        ("二楼的电脑都连不上。\n\n其他楼层正常。", "P2"),
+        ("二楼的电脑都连不上，其他楼层也不正常", "P1"),  # except: the others fail too
+        ("ERP连不上，其他办法都试过了", "P1"),  # 其他 without a "with" word
+        ("The second floor cannot connect. The other floors are fine.", "P2"),
+    ],
+)
+def test_with_words_and_message_reach(tmp_path: Path, body: str, expected: str) -> None:
+    assert prio(ruleset(tmp_path, CLASSES), body) == expected
+
+
+def test_a_keyword_in_subject_and_body_is_read_in_the_body(tmp_path: Path) -> None:
+    rs = ruleset(tmp_path, CLASSES)
+    result = run(rs, "想问一下，万一服务器宕机了，我们应该先做什么", subject="宕机怎么办")
+    assert result.priority == "P4"
+    (m,) = result.matches
+    assert (m.field, m.discounted, m.because) == ("body", "hypothetical", "万一")
+    # a subject keyword the body does not repeat still counts
+    assert prio(rs, "请尽快派人", subject="服务器宕机") == "P1"
+
+
+def test_reach_message_and_with_are_checked(tmp_path: Path) -> None:
+    errors = check_folder(_folder(tmp_path, '[lists.x]\nzh = ["a"]\nreach = "page"\n'))
+    assert any("'reach' must be" in e.reason and "message" in e.reason for e in errors)
+    errors = check_folder(_folder(tmp_path, '[lists.x]\nzh = ["a"]\nwith = "b"\n'))
+    assert any("'with' must be a list of strings" in e.reason for e in errors)
+
+
+def _folder(tmp_path: Path, text: str) -> Path:
+    folder = tmp_path / f"f{len(list(tmp_path.iterdir()))}"
+    folder.mkdir()
+    (folder / "10-t.toml").write_text(text, encoding="utf-8")
+    return folder

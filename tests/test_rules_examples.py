@@ -141,3 +141,47 @@ def test_vocabulary_found_by_the_second_held_out_set(
 ) -> None:
     result = classify(rules, subject, body)
     assert (result.priority, result.category) == (priority, category), "\n".join(result.explain())
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "priority", "reason"),
+    [
+        # one group of users, the rest working: P2, not P1
+        ("二楼电话", "二楼整层的分机都打不出去了，其他楼层正常，二楼是销售部，客户电话接不到。", "P2", None),
+        ("Accounts floor", "The whole 3rd floor (accounts) has had no network since lunch. Other floors are fine.",
+         "P2", None),
+        # redundancy lost while the service runs
+        ("存储告警", "存储阵列有一块盘坏了，RAID5处于降级状态，业务暂时正常，但是很担心再坏一块。", "P2", None),
+        # recurring, a restart cures it for a while
+        ("", "OA系统每天都要死机两三次，重启服务后能用一阵，然后又不行，上班时间大家都很受影响。", "P2", None),
+        # slow, not down
+        ("", "服务器并没有宕机，但是ERP的查询非常慢，一张单据要等一分钟，全公司都在等。", "P2", None),
+        # a retracted report, a report of an outage that is over
+        ("", "昨天发邮件说系统宕机是个误会，其实是我自己电脑的网线松了，现在一切正常，这个单可以关掉。", "P3",
+         "retracted"),
+        ("", "前天下午电话系统中断了半小时，后来自己好了。能不能派人来做一次全面巡检，看看有没有隐患？", "P3",
+         "past"),
+        # 怎么也 pleads, it does not ask
+        ("发电机", "昨晚试机时发现柴油发电机怎么也启动不了，现在市电正常，但万一停电就没有后备了。", "P2", None),
+        # the vocabulary classes: 付不了, 不可用
+        ("", "支付网关从早上开始一直返回 Connection refused，APP 上的用户全部付不了款，订单量直接掉到零。", "P1", None),
+        ("紧急！！", "整个集群都不可用，线上服务全部502", "P1", None),
+    ],
+)
+def test_p2_is_told_from_p1_and_reports_from_outages(
+    rules: RuleSet, subject: str, body: str, priority: str, reason: str | None
+) -> None:
+    result = classify(rules, subject, body)
+    explain = "\n".join(result.explain())
+    assert result.priority == priority, explain
+    if reason is not None:
+        assert any(m.discounted == reason for m in (*result.matches, *result.discounted)), explain
+
+
+def test_the_explanation_names_the_new_discounts(rules: RuleSet) -> None:
+    result = classify(rules, "二楼电话", "二楼整层的分机都打不出去了，其他楼层正常")
+    explain = "\n".join(result.explain())
+    assert "(P1 lowered: one group of users ('二楼'))" in explain, explain
+    assert "    in: 二楼整层的分机都打不出去了" in explain
+    log = classify(rules, "", "2026-03-09 22:41:07 [ERROR] InnoDB: unable to lock ./ibdata1\n")
+    assert "in a pasted log line ('[error]')" in "\n".join(log.explain())
