@@ -52,9 +52,10 @@ def cli(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def setup(tmp_path: Path, smtp_sink: Any, clock: Clock, csv_text: str = CSV, **sections: Any) -> tuple[App, Path]:
+def setup(tmp_path: Path, smtp_sink: Any, clock: Clock, csv_text: str = CSV, url: str | None = None,
+          **sections: Any) -> tuple[App, Path]:
     """An app on the SMTP sink, and the master data imported by `casegate customers import`."""
-    url = f"sqlite:///{tmp_path / 'casegate.db'}"
+    url = url or f"sqlite:///{tmp_path / 'casegate.db'}"
     app = make_app(tmp_path, smtp_sink, clock, url=url, **sections)
     config = tmp_path / "casegate.toml"
     config.write_text(to_toml({"service": {"address": SERVICE}, "database": {"url": url},
