@@ -18,6 +18,8 @@ printed, never asserted.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -50,12 +52,33 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its finished children (the
+    parse workers are alive, so they are counted separately below)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def tree_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(the daemon's CPU seconds, its child processes' CPU seconds): a
+    figure that other load on the machine disturbs far less than wall time."""
+    children = 0.0
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            children += cpu_seconds(int(child))
+    return cpu_seconds(pid), children
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("n", type=int)
     ap.add_argument("--latency", type=int, default=20, help="single messages for the latency run")
     ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--maildir", action="store_true", help="acknowledgements to a maildir instead of the SMTP sink")
+    ap.add_argument("--keep-log", metavar="PATH", help="copy the daemon's log here at the end")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp, DovecotServer() as dovecot, SmtpSink() as sink:
@@ -78,6 +101,7 @@ def main() -> int:
         try:
             app = App(load_config(str(work / "casegate.toml")))
             with user.client() as c:
+                cpu_before = tree_cpu_seconds(daemon.proc.pid)
                 t_first_append = time.perf_counter()
                 # MULTIAPPEND (RFC 3502) in chunks: the test client would otherwise
                 # be the bottleneck, not the daemon
@@ -93,11 +117,15 @@ def main() -> int:
             wait_until(lambda: user.count("INBOX") == 0 and user.count("Processed") == args.n,
                        timeout=600, interval=0.1, what="all messages processed")
             t_done = time.perf_counter()
+            cpu_after = tree_cpu_seconds(daemon.proc.pid)
             acks = queued()
             total_s = t_done - t_first_append
             print(f"messages:                 {args.n} (batch {args.batch}); {acks} acknowledgements queued")
             print(f"append to Dovecot:        {append_s:.2f} s ({args.n / append_s:.0f}/s, the test client's own speed)")
             print(f"first append -> drained:  {total_s:.2f} s  => {args.n / total_s:.0f} messages/s")
+            own, workers = (a - b for a, b in zip(cpu_after, cpu_before))
+            print(f"daemon CPU per message:   {own * 1000 / args.n:.2f} ms (+ {workers * 1000 / args.n:.2f} ms "
+                  f"in parse workers)")
 
             if args.maildir:
                 print(f"daemon peak RSS:          {peak_rss_mib(daemon.proc.pid):.0f} MiB")
@@ -124,6 +152,8 @@ def main() -> int:
             app.close()
         finally:
             daemon.kill()  # no-op after a clean stop; never leaves a daemon behind
+            if args.keep_log:
+                shutil.copyfile(daemon.log_path, args.keep_log)
     return 0
 
 

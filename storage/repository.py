@@ -6,15 +6,14 @@ boundary (one per message or one per batch) and this module never commits.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from .batch import batch_cache
+from .event_log import add_event  # noqa: F401 - part of this module's API (repo.add_event)
 from .models import (
     Case,
     Customer,
@@ -134,29 +133,6 @@ def case_by_message_ids(session: Session, message_ids: Sequence[str]) -> Case | 
         )
         found = session.execute(stmt2).scalars().first()
     return found
-
-
-def add_event(
-    session: Session,
-    case: Case | None,
-    now: datetime,
-    actor: str,
-    action: str,
-    old: str | None = None,
-    new: str | None = None,
-    detail: Any = None,
-) -> Event:
-    ev = Event(
-        case=case,
-        at=now,
-        actor=actor,
-        action=action,
-        old=old,
-        new=new,
-        detail=json.dumps(detail, ensure_ascii=False) if detail is not None else None,
-    )
-    session.add(ev)
-    return ev
 
 
 def _sent_to(address: str):  # noqa: ANN202 - a SQL condition
