@@ -12,6 +12,7 @@ from sla_support import (
 )
 
 from casegate.daemon.inbound import Inbound
+from casegate.storage.models import SurveyResponse
 
 P1_TEXT = "您好，我们的核心服务器宕机了，业务全部中断。"
 P3_TEXT = "打印服务偶尔报错，其他功能正常。"
@@ -246,3 +247,38 @@ def test_activities_are_recorded_with_time_spent(tmp_path, smtp_sink) -> None:
     acts = [e for e in case.events if e.action == "activity"]
     assert [(e.new, __import__("json").loads(e.detail)["minutes"]) for e in acts] == [
         ("更换电源模块", 120), ("与客户确认恢复", 20)]
+
+
+# -- finding 8: a new need in a follow-up answer opens a linked feature request ------------------
+
+
+def test_new_need_in_followup_answer_opens_a_linked_feature_request(tmp_path, smtp_sink) -> None:
+    clock = Clock(sh(2026, 11, 4, 10, 0))
+    app = make_app(tmp_path, smtp_sink, clock)
+    number = ingest(app, mail(body=P1_TEXT))
+    deliver(app, smtp_sink)
+    _resolve_and_close(app, smtp_sink, clock, number)
+    followup = [m for m in sweep_and_send(app, smtp_sink, clock, sh(2026, 11, 5, 11, 0)) if "服务回访" in str(m["Subject"])]
+    assert len(followup) == 1
+    clock.set(sh(2026, 11, 5, 14, 0))
+    res = app.pipeline.ingest(Inbound(mail(subject=f"Re: [{number}] 服务回访", body="4分，没有再出现。希望增加报表导出功能。"),
+                                      SOURCE))
+    assert res.outcome == "reply" and res.case_number == number
+    msgs = deliver(app, smtp_sink)
+    old = case_of(app, number)
+    assert old.status == "closed"  # a new need is not a recurrence
+    new_number = dict(events(app, number, "new-need"))["new-need"]
+    assert new_number == "XQ-2026-000001"  # the feature requests' own series
+    new = case_of(app, new_number)
+    assert (new.category, new.queue, new.linked_case_id, new.status) == ("feature-request", "sales", old.id, "new")
+    # The customer learns the new number; the engineer taking the sales queue is told of a new case.
+    assert sorted(to for to, s in summary(msgs) if new_number in s) == sorted([CUSTOMER, ENGINEER])
+    ack = next(m for m in msgs if CUSTOMER in str(m["To"]) and new_number in str(m["Subject"]))
+    assert "2 个工作日" in body_of(ack)
+    # No fault SLA: a first answer within 2 working days, nothing else, and no escalation ever.
+    later = sweep_and_send(app, smtp_sink, clock, sh(2026, 11, 12, 10, 0))
+    assert all(new_number not in s for _, s in summary(later) if "升级" in s or "Escalation" in s)
+    assert {t.kind for t in timers_of(app, new_number)} == {"first_response"}
+    with app.db.session() as s:
+        answers = [(r.kind, r.score) for r in s.query(SurveyResponse).all()]
+    assert answers == [("followup", 4)]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from casegate.daemon.timekeeping.survey import is_confirmation, is_recurrence, parse_score, read_reply
+from casegate.daemon.timekeeping.survey import (
+    asks_for_new, is_confirmation, is_recurrence, parse_score, read_reply, reopens,
+)
 
 
 @pytest.mark.parametrize(
@@ -110,3 +112,21 @@ def test_read_reply_combines() -> None:
     assert (r.score, r.confirmed, r.recurred) == (3, False, True)
     r = read_reply("确认已解决")
     assert (r.score, r.confirmed, r.recurred) == (None, True, False)
+
+
+@pytest.mark.parametrize("text", ["4分，希望增加报表导出功能。", "能否增加一个按部门统计的报表？", "建议支持扫码登录",
+                                  "Please add an export to Excel.", "It would be great if the report could be mailed."])
+def test_new_needs(text: str) -> None:
+    assert asks_for_new(text)
+    assert not reopens(text)  # a new need opens a linked request, it does not reopen the fault
+
+
+@pytest.mark.parametrize("text", ["没有新的需求。", "暂无其他需求，谢谢", "No new needs, thanks.", "没有再出现，也没有其他需求。"])
+def test_no_new_need_neither_asks_nor_reopens(text: str) -> None:
+    assert not asks_for_new(text)
+    assert not reopens(text)
+
+
+@pytest.mark.parametrize("text", ["又断网了，还是不能上网！", "请问这个报错是什么原因？", "The printer is down again."])
+def test_recurrences_and_questions_reopen(text: str) -> None:
+    assert reopens(text)

@@ -220,6 +220,8 @@ class KindPolicy:
     categories: tuple[str, ...] = ()
     routes: tuple[str, ...] = ()
     number_format: str | None = None  # None: the service's case_number_format, shared series
+    # Where a case of this kind that casegate opens itself goes (a new need in a follow-up answer).
+    queue: str = ""
     fault_sla: bool = True
     complaint: bool = False
     respond: Duration | None = None
@@ -231,7 +233,7 @@ _DEFAULT_KINDS: dict[str, KindPolicy] = {
     # Seed 001: requests for new features are not faults; sales answers them,
     # numbered in their own series (…-XXQ-…).
     "feature": KindPolicy("feature", categories=("feature-request",),
-                          number_format="XQ-{year}-{seq:06d}", fault_sla=False, respond=_d("2wd")),
+                          number_format="XQ-{year}-{seq:06d}", queue="sales", fault_sla=False, respond=_d("2wd")),
     FAULT: KindPolicy(FAULT),
 }
 
@@ -646,7 +648,7 @@ class _PolicyReader:
     def kinds(self, data: object, key: str) -> Mapping[str, KindPolicy]:
         t = self.table(data, key, tuple(data) if isinstance(data, Mapping) else ())
         out = dict(_DEFAULT_KINDS)
-        allowed = ("categories", "routes", "number_format", "fault_sla", "complaint", "respond")
+        allowed = ("categories", "routes", "number_format", "queue", "fault_sla", "complaint", "respond")
         for name, value in t.items():
             k = f"{key}.{name}"
             if not isinstance(name, str) or not re.match(r"^[a-z][a-z0-9_-]*$", name):
@@ -667,6 +669,8 @@ class _PolicyReader:
                 if "{seq" not in fmt:
                     raise self.error(f"{k}.number_format", "must contain {seq}")
                 changes["number_format"] = fmt
+            if "queue" in item:
+                changes["queue"] = self.string(item["queue"], f"{k}.queue")
             for flag in ("fault_sla", "complaint"):
                 if flag in item:
                     changes[flag] = self.boolean(item[flag], f"{k}.{flag}")

@@ -18,8 +18,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["ReplyReading", "is_confirmation", "is_courtesy", "is_recurrence", "normalise", "parse_score", "read_reply",
-           "reopens"]
+__all__ = ["ReplyReading", "asks_for_new", "is_confirmation", "is_courtesy", "is_recurrence", "normalise", "parse_score",
+           "read_reply", "reopens"]
 
 _NUMERALS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
              "one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
@@ -157,15 +157,43 @@ def is_courtesy(text: str) -> bool:
     return len(rest) <= 1
 
 
+# "No new needs" (the answer to follow-up question 3) is removed before the
+# new-need patterns are searched.
+_NO_NEW_NEED = re.compile(
+    r"(?:没有|没|暂无|暂时没有|无)(?:其他|其它|新的?|什么)?(?:需求|建议|要求)"
+    r"|no\s+(?:other\s+|new\s+|more\s+|further\s+)*(?:needs?|requests?|suggestions?|requirements?)|nothing (?:new|else)"
+)
+# A new need stated in an answer (follow-up question 3): a request for
+# something the product does not do yet, which sales answers (seed 001).
+_NEW_NEED = re.compile(
+    r"新需求|新功能|功能需求|需求申请|功能建议|定制开发|二次开发|"
+    r"(?:希望|建议|能否|能不能|可否|是否可以|可不可以|想要|需要)[^,.;!?。，；！？]{0,12}"
+    r"(?:增加|新增|添加|加上|加个|加一个|开发|支持|提供)|"
+    r"(?:增加|新增|添加|加一个|加个|开发|定制)[^,.;!?。，；！？]{0,12}(?:功能|报表|界面|接口|按钮|模块|选项)|"
+    r"\bfeature request\b|\bnew feature\b|\bplease add\b|\bcould you add\b|\bwould (?:like|love) (?:to have|a|an)\b|"
+    r"\bit would be (?:great|nice) if\b|\badd support for\b|\bsuggest adding\b"
+)
+
+
+def asks_for_new(text: str) -> bool:
+    """True when an answer states a new need ("希望增加导出功能", "please add an export"):
+    not a fault that came back, but a request for sales."""
+    t = _NO_NEW_NEED.sub(" ", normalise(text))
+    return bool(_NEW_NEED.search(t))
+
+
 def reopens(text: str) -> bool:
     """Whether a customer's reply to a finished case reopens it: a recurrence
-    or a new question does; thanks, scores and confirmations never do."""
+    or a new question does; thanks, scores, confirmations and new needs (they
+    open a linked feature request instead) never do."""
     first = "\n".join(line for line in (text or "").splitlines()[:20])
     if is_recurrence(first):
         return True
-    if is_courtesy(first) or parse_score(first) is not None or is_confirmation(first):
+    if is_courtesy(first) or parse_score(first) is not None or is_confirmation(first) or asks_for_new(first):
         return False
-    return True
+    # "没有新的需求。", "No recurrence, no new needs, thanks": answers to the follow-up, nothing to reopen.
+    rest = _NO_NEW_NEED.sub(" ", _NOT_RECURRED.sub(" ", normalise(first)))
+    return not is_courtesy(rest)
 
 
 @dataclass(frozen=True)

@@ -47,15 +47,17 @@ from ..directory.security import SecurityConfig
 from ..directory.roles import CUSTOMER, CUSTOMER_TEXT, STAFF, THIRD_PARTY, may
 from ..directory.staff import StaffMember
 from ..notify.notifier import Letter, Queued
-from ..notify.wording import local_time, priority_label
+from ..notify.wording import local_time, priority_label, say_promise
 from ..timekeeping import lifecycle
 from ..timekeeping.desk import Desk
+from ..timekeeping.survey import asks_for_new
 from ..timekeeping.customers import link_master_data
 from ..timekeeping.vendors import escalate_to_vendor
 from ...parsers.message import ParsedMessage
 from ...storage import customers as master
 from ...storage import repository as repo
 from ...storage.models import Case, Message
+from ...storage.numbering import allocate_case_number
 
 log = logging.getLogger("casegate.workflow")
 
@@ -67,6 +69,8 @@ PUBLIC_DOMAINS = {
     "189.cn", "aliyun.com", "gmail.com", "outlook.com", "hotmail.com", "live.com", "yahoo.com", "icloud.com",
 }
 MAX_CC = 10
+# A request opened from a follow-up answer: P3, as the shipped feature-request rules set it.
+LINKED_REQUEST_PRIORITY = "P3"
 MAX_ATTACHMENT_BYTES = 15 * 1024 * 1024  # per notification; larger ones are only listed
 _PUNCT = re.compile(r"[\s\.,;:!?。，；：！？、\"'“”‘’()（）\[\]【】]+")
 
@@ -445,11 +449,65 @@ class Workflow:
         if case.status == "pending":
             lifecycle.transition(session, self.desk.policy, case, "work", now, actor=actor, role=CUSTOMER,
                                  reason="customer replied")
+        if case.status in ("resolved", "closed") and asks_for_new(parsed.new_text or parsed.text or ""):
+            self.open_linked_request(session, case, message, parsed, now)
         member = self.staff.by_email(case.assignee) if case.assignee else None
         if member is None:
             member = self.assign(session, case, now)
         if member is not None:
             self.notify(session, case, member, message, now, kind="reply")
+
+    def open_linked_request(self, session: Session, case: Case, message: Message, parsed: ParsedMessage,
+                            now: datetime) -> Case | None:
+        """A new need stated in an answer on a finished case ("希望增加导出功能")
+        is no fault: it opens a request of the kind sales answers (seed 001), in
+        that kind's number series and queue, linked to the case it came from.
+        The answer itself stays on the old case (a survey or follow-up answer)."""
+        policy = self.desk.policy
+        kind = next((k for k in policy.kinds.values() if not k.fault_sla and k.queue), None)
+        if kind is None or policy.kind_of(case.category, case.route) == kind:
+            return None  # no such kind configured, or the case is one already
+        svc = self.service
+        number = allocate_case_number(session, kind.number_format or svc.case_number_format, now, svc.timezone,
+                                      series=kind.name if kind.number_format else "")
+        text = (parsed.new_text or parsed.text or "").strip()
+        new = Case(
+            number=number, subject=f"{case.subject} ({case.number})"[:1000], status="new",
+            priority=LINKED_REQUEST_PRIORITY, category=kind.categories[0] if kind.categories else kind.name,
+            queue=kind.queue, route=kind.routes[0] if kind.routes else kind.queue, language=case.language,
+            source_kind=case.source_kind, customer=case.customer, person=case.person, product=case.product,
+            contract=case.contract, opened_at=now, updated_at=now, linked_case_id=case.id,
+        )
+        session.add(new)
+        repo.remember_case(session, new)
+        actor = (parsed.sender_email or "customer").lower()
+        repo.add_event(session, new, now, actor, "created", new=number,
+                       detail={"source": "followup-answer", "linked_to": case.number, "text": text[:2000]})
+        repo.add_event(session, case, now, actor, "new-need", new=number, detail={"text": text[:500]})
+        self._acknowledge_request(session, new, kind.name, parsed, now)
+        member = self.assign(session, new, now)
+        if member is not None:
+            self.notify(session, new, member, message, now, kind="new")
+        return new
+
+    def _acknowledge_request(self, session: Session, case: Case, kind: str, parsed: ParsedMessage,
+                             now: datetime) -> None:
+        """The acknowledgement of a request casegate opened: its number and when it is answered."""
+        lang = case.language
+        policy = self.desk.policy
+        promise, working_time = policy.response_promise(case.priority, case.category, case.route)
+        due = policy.response_due(case.priority, case.category, case.route, case.opened_at)
+        name = parsed.from_.name if parsed.from_ else ""
+        self._send(session, Letter(
+            kind="ack", case=case, to=parsed.sender_email, to_name=name, template="ack", language=lang, now=now,
+            event="ack", in_reply_to=parsed.message_id, references=parsed.references,
+            fields=dict(case=case, subject=case.subject, customer_name=name,
+                        customer_company=case.customer.company if case.customer is not None else "",
+                        priority_label=priority_label(case.priority, lang),
+                        first_response=say_promise(promise, working_time, lang),
+                        first_response_due=local_time(due, self.service.timezone, lang),
+                        service_name=self.service.display_name),
+        ))
 
     def send_history(self, session: Session, case: Case, parsed: ParsedMessage, now: datetime) -> None:
         tz = self.service.timezone
