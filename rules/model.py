@@ -217,6 +217,7 @@ _REASONS: dict[str, str] = {
     "retracted": "taken back",
     "log": "in a pasted log line",
     "redundant": "redundancy lost, service runs",
+    "backup_power": "backup power lost",
 }
 
 
