@@ -1,6 +1,6 @@
 """How well the rules classify realistic customer mail.
 
-Usage: python bench/classify.py [--set tuning|held-out|held-out-2|held-out-3|held-out-4|held-out-5|all] [--rules FOLDER] [--show]
+Usage: python bench/classify.py [--set tuning|held-out|held-out-2|held-out-3|held-out-4|held-out-5|held-out-6|all] [--rules FOLDER] [--show]
 
 Classifies the labelled mail in tests/data/classification/ (the tuning set
 the shipped rules were tuned on, and the held-out sets kept aside; see the
@@ -26,6 +26,7 @@ SETS = {
     "held-out-3": DATA / "held-out-3.toml",
     "held-out-4": DATA / "held-out-4.toml",
     "held-out-5": DATA / "held-out-5.toml",
+    "held-out-6": DATA / "held-out-6.toml",
 }
 
 
