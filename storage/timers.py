@@ -14,20 +14,58 @@ from datetime import datetime
 
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Insert
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, aliased, make_transient_to_detached
 
 from .models import Case, CaseTimer, Event
 
 
 def insert_timer(session: Session, timer: CaseTimer) -> bool:
-    """Add ``timer``; False when another writer already planned the same one."""
-    try:
-        with session.begin_nested():
-            session.add(timer)
-            session.flush()
-    except IntegrityError:
+    """Add ``timer``; False when another writer already planned the same one.
+
+    One ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` (SQLite and
+    PostgreSQL): the unique key decides, as before, without a savepoint and
+    a flush per timer, which made planning a new case cost more than storing
+    it. The row is then attached to the session as the persistent object.
+    """
+    if timer.case_id is None:  # a case not flushed yet: the ORM orders the rows
+        try:
+            with session.begin_nested():
+                session.add(timer)
+                session.flush()
+        except IntegrityError:
+            return False
+        return True
+    values = {c.key: getattr(timer, c.key) for c in _TIMER_COLUMNS}
+    values["cycle"] = values["cycle"] or 0
+    values["step"] = values["step"] or 0
+    new_id = session.connection().execute(_insert_once(session.get_bind().dialect.name), values).scalar()
+    if new_id is None:
         return False
+    for key, value in values.items():
+        setattr(timer, key, value)  # every column loaded: nothing is expired and read back
+    timer.id = new_id
+    make_transient_to_detached(timer)
+    session.add(timer)
     return True
+
+
+_TIMER_COLUMNS = [c for c in CaseTimer.__table__.columns if c.key != "id"]
+_INSERT_ONCE: dict[str, Insert] = {}
+
+
+def _insert_once(dialect: str) -> Insert:
+    """The statement, built once per dialect (its values come as parameters)."""
+    stmt = _INSERT_ONCE.get(dialect)
+    if stmt is None:
+        dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        stmt = _INSERT_ONCE[dialect] = (
+            dialect_insert(CaseTimer.__table__)
+            .on_conflict_do_nothing(index_elements=["case_id", "kind", "cycle", "step"])
+            .returning(CaseTimer.__table__.c.id))
+    return stmt
 
 
 def highest(session: Session, case: Case, kind: str, column: str) -> int | None:

@@ -193,3 +193,16 @@ def test_two_daemons_send_each_notice_once(tmp_path, smtp_sink, postgres) -> Non
                                                                       "general-manager"]
     app_a.close()
     app_b.close()
+
+
+def test_one_sweep_plans_a_backlog_larger_than_its_batch(tmp_path, smtp_sink) -> None:
+    """At hundreds of new cases a second the sweep must plan them all, batch by batch."""
+    clock = Clock(sh(2026, 10, 9, 10, 0))
+    app = make_app(tmp_path, smtp_sink, clock)
+    numbers = [ingest(app, mail(sender=f"user{i}@customer.cn", body=f"第{i}号机房的核心服务器宕机，业务中断"))
+               for i in range(7)]
+    report = app.sweep(clock.now, batch=3)  # three rounds: 3 + 3 + 1 cases
+    for number in numbers:
+        assert {t.kind for t in timers_of(app, number)} >= {"first_response", "escalation"}
+    assert report.planned == sum(len(timers_of(app, n)) for n in numbers)
+    app.close()

@@ -66,12 +66,24 @@ class SweepReport:
         return f"planned {self.planned}; handled {kinds}; failed {self.failed}"
 
 
+#: Planning rounds (of ``batch`` cases, one transaction each) in one sweep.
+MAX_PLAN_ROUNDS = 100
+
+
 def _plan(desk: Desk, db: Database, now: datetime, batch: int, report: SweepReport) -> None:
     """Give cases that have no plan yet their timers (the lifecycle plans every
     later change itself; this catches new cases and ones older than this code)."""
-    with db.transaction() as s:
-        for case in timers.cases_needing_open_plan(s, batch):
-            report.planned += len(lifecycle.ensure_planned(s, desk.policy, case, now)["added"])
+    # One transaction per batch, until the backlog is planned: at hundreds of
+    # new cases a second, one batch per sweep would leave cases unplanned (no
+    # first-response clock) for many minutes. Bounded, and a round that adds
+    # nothing ends it, so cases that owe nothing cannot make it spin.
+    for _ in range(MAX_PLAN_ROUNDS):
+        with db.transaction() as s:
+            cases = timers.cases_needing_open_plan(s, batch)
+            added = sum(len(lifecycle.ensure_planned(s, desk.policy, case, now)["added"]) for case in cases)
+        report.planned += added
+        if len(cases) < batch or not added:
+            break
     with db.transaction() as s:
         for case in timers.cases_needing_resolution_plan(s, batch):
             report.planned += len(lifecycle.replan(s, desk.policy, case, now, cause="resolved")["added"])
