@@ -117,6 +117,20 @@ def _rows_in(session: Session, table: Any, column: Any, values: Iterable[Any]) -
     return out
 
 
+def _diff(stored: dict[Any, Any], wanted: dict[Any, dict[str, Any]],
+          key_columns: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[int]]:
+    """Rows to insert, rows to update (by id) and ids to delete so ``stored`` becomes ``wanted``
+    (both keyed by the values of ``key_columns``: one value, or a tuple for several columns)."""
+    rows, changes = [], []
+    for key, want in wanted.items():
+        row = stored.get(key)
+        if row is None:
+            rows.append({**dict(zip(key_columns, key if len(key_columns) > 1 else (key,))), **want})
+        elif any(getattr(row, k) != v for k, v in want.items()):
+            changes.append({"id": row.id, **want})
+    return rows, changes, [row.id for key, row in stored.items() if key not in wanted]
+
+
 def _apply(session: Session, model: Any, rows: list[dict[str, Any]], changes: list[dict[str, Any]],
            gone: list[int], result: ImportResult, label: str) -> None:
     """Bulk insert, update (by primary key) and delete one table's difference."""
@@ -214,30 +228,18 @@ def import_customers(session: Session, records: Sequence[CustomerRecord], now: d
 
     # People.
     stored = {row.external_id: row for row in stored_people}
-    rows, changes = [], []
-    for ext, (r, p) in people.items():
-        want = {"customer_id": cid[r.external_id], "name": p.name, "language": p.language, "reports": p.reports}
-        row = stored.get(ext)
-        if row is None:
-            rows.append({"external_id": ext, **want})
-        elif any(getattr(row, k) != v for k, v in want.items()):
-            changes.append({"id": row.id, **want})
-    gone_people = [row.id for ext, row in stored.items() if ext not in people]
+    rows, changes, gone_people = _diff(stored, {
+        ext: {"customer_id": cid[r.external_id], "name": p.name, "language": p.language, "reports": p.reports}
+        for ext, (r, p) in people.items()}, ("external_id",))
     _apply(session, ContactPerson, rows, changes, [], result, "contact")  # removed after their addresses move
     pid = {row.external_id: row.id for row in _rows_in(session, ContactPerson.__table__, ContactPerson.external_id,
                                                        people)} if rows else {k: r.id for k, r in stored.items()}
 
     # Contracts (before products, which name them).
     stored = {row.external_id: row for row in stored_contracts}
-    rows, changes = [], []
-    for ext, (r, c) in contracts.items():
-        want = {"customer_id": cid[r.external_id], "level": c.level, "starts": c.starts, "ends": c.ends}
-        row = stored.get(ext)
-        if row is None:
-            rows.append({"external_id": ext, **want})
-        elif any(getattr(row, k) != v for k, v in want.items()):
-            changes.append({"id": row.id, **want})
-    gone = [row.id for ext, row in stored.items() if ext not in contracts]
+    rows, changes, gone = _diff(stored, {
+        ext: {"customer_id": cid[r.external_id], "level": c.level, "starts": c.starts, "ends": c.ends}
+        for ext, (r, c) in contracts.items()}, ("external_id",))
     _unlink_cases(session, Case.contract_id, gone)
     if gone:
         session.execute(update(Product).where(Product.contract_id.in_(gone)).values(contract_id=None))
@@ -246,40 +248,23 @@ def import_customers(session: Session, records: Sequence[CustomerRecord], now: d
         if rows else {k: r.id for k, r in stored.items()}
 
     # Products.
-    stored = {row.serial: row for row in stored_products}
-    rows, changes = [], []
-    for serial, (r, p) in products.items():
-        want = {"customer_id": cid[r.external_id], "model": p.model, "version": p.version, "site": p.site,
-                "warranty_end": p.warranty_end, "vendor": p.vendor,
-                "contract_id": kid.get(p.contract) if p.contract else None}
-        row = stored.get(serial)
-        if row is None:
-            rows.append({"serial": serial, **want})
-        elif any(getattr(row, k) != v for k, v in want.items()):
-            changes.append({"id": row.id, **want})
-    gone = [row.id for s, row in stored.items() if s not in products]
+    rows, changes, gone = _diff({row.serial: row for row in stored_products}, {
+        serial: {"customer_id": cid[r.external_id], "model": p.model, "version": p.version, "site": p.site,
+                 "warranty_end": p.warranty_end, "vendor": p.vendor,
+                 "contract_id": kid.get(p.contract) if p.contract else None}
+        for serial, (r, p) in products.items()}, ("serial",))
     _unlink_cases(session, Case.product_id, gone)
     _apply(session, Product, rows, changes, gone, result, "product")
 
     # Domains.
-    stored = {row.domain: row for row in stored_domains}
-    rows = [{"domain": d, "customer_id": cid[r.external_id]} for d, r in domains.items() if d not in stored]
-    changes = [{"id": row.id, "customer_id": cid[domains[d].external_id]} for d, row in stored.items()
-               if d in domains and row.customer_id != cid[domains[d].external_id]]
-    gone = [row.id for d, row in stored.items() if d not in domains]
+    rows, changes, gone = _diff({row.domain: row for row in stored_domains},
+                                {d: {"customer_id": cid[r.external_id]} for d, r in domains.items()}, ("domain",))
     _apply(session, CustomerDomain, rows, changes, gone, result, "domain")
 
     # Addresses.
-    stored = {(row.kind, row.value): row for row in stored_addresses}
-    rows, changes = [], []
-    for key, (r, p) in addresses.items():
-        want = {"customer_id": cid[r.external_id], "person_id": pid[p.external_id]}
-        row = stored.get(key)
-        if row is None:
-            rows.append({"kind": key[0], "value": key[1], **want})
-        elif (row.customer_id, row.person_id) != (want["customer_id"], want["person_id"]):
-            changes.append({"id": row.id, **want})
-    gone = [row.id for key, row in stored.items() if key not in addresses]
+    rows, changes, gone = _diff({(row.kind, row.value): row for row in stored_addresses}, {
+        key: {"customer_id": cid[r.external_id], "person_id": pid[p.external_id]}
+        for key, (r, p) in addresses.items()}, ("kind", "value"))
     _apply(session, CustomerContact, rows, changes, gone, result, "address")
     _unlink_cases(session, Case.person_id, gone_people)
     _apply(session, ContactPerson, [], [], gone_people, result, "contact")

@@ -20,6 +20,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from ..config import Config, ConfigError, load_config
 from ..runtime.app import App
@@ -53,6 +54,14 @@ _ESCAPES_KEEP_TABS = {c: e for c, e in _ESCAPES.items() if c != 0x09}
 def for_terminal(value: object, keep_tabs: bool = False) -> str:
     """``value`` as one line of text that cannot drive a terminal."""
     return str(value).translate(_ESCAPES_KEEP_TABS if keep_tabs else _ESCAPES)
+
+
+def emit(text: str, output: str | None) -> None:
+    """A command's whole output: to the file ``--output`` names, else standard output."""
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
 
 
 def config_of(args: argparse.Namespace) -> Config:

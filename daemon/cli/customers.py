@@ -12,16 +12,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from ..clock import utcnow
 from ..config import Config
 from ..directory.customers import CustomerFileError, read_file, to_csv, to_tree
 from ..directory.vendors import VendorDirectory
 from ..fax.config import load_fax_config
-from .common import EX_DATAERR, EX_NOTFOUND, EX_OK, EX_USAGE, AddCommand, config_of, for_terminal as safe, no_traceback
+from .common import (EX_DATAERR, EX_NOTFOUND, EX_OK, EX_USAGE, AddCommand, config_of, emit, for_terminal as safe,
+                     no_traceback)
 from ...storage import customers as store
 from ...storage.db import Database
 
@@ -31,6 +36,17 @@ def _database(config: Config) -> Database:
     db = Database(config.database_url)
     db.migrate()
     return db
+
+
+@contextmanager
+def _session(args: argparse.Namespace) -> Iterator[Session]:
+    """A read-only session on the configured database, closed with it."""
+    db = _database(config_of(args))
+    try:
+        with db.session() as s:
+            yield s
+    finally:
+        db.dispose()
 
 
 class DryRun(Exception):
@@ -101,13 +117,8 @@ def customer_dict(view: store.CustomerView) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    db = _database(config_of(args))
-    try:
-        with db.session() as s:
-            views = store.views(s, store.list_customers(s, args.limit))
-            data = [customer_dict(v) for v in views]
-    finally:
-        db.dispose()
+    with _session(args) as s:
+        data = [customer_dict(v) for v in store.views(s, store.list_customers(s, args.limit))]
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return EX_OK
@@ -119,16 +130,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    db = _database(config_of(args))
-    try:
-        with db.session() as s:
-            customer = store.find_customer_ref(s, args.id)
-            if customer is None:
-                print(f"casegate: no customer {safe(args.id)}", file=sys.stderr)
-                return EX_NOTFOUND
-            d = customer_dict(store.views(s, [customer])[0])
-    finally:
-        db.dispose()
+    with _session(args) as s:
+        customer = store.find_customer_ref(s, args.id)
+        if customer is None:
+            print(f"casegate: no customer {safe(args.id)}", file=sys.stderr)
+            return EX_NOTFOUND
+        d = customer_dict(store.views(s, [customer])[0])
     if args.json:
         print(json.dumps(d, ensure_ascii=False, indent=2))
         return EX_OK
@@ -153,18 +160,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    db = _database(config_of(args))
-    try:
-        with db.session() as s:
-            views = store.imported_customers(s)
-            out = to_csv(views) if args.format == "csv" else \
-                json.dumps(to_tree(views), ensure_ascii=False, indent=2) + "\n"
-    finally:
-        db.dispose()
-    if args.output:
-        Path(args.output).write_text(out, encoding="utf-8")
-    else:
-        sys.stdout.write(out)
+    with _session(args) as s:
+        views = store.imported_customers(s)
+        emit(to_csv(views) if args.format == "csv" else json.dumps(to_tree(views), ensure_ascii=False, indent=2)
+             + "\n", args.output)
     return EX_OK
 
 

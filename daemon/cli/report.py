@@ -5,68 +5,42 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ..clock import utcnow
 from ..timekeeping.customers import compute_customer, previous_quarter, render_customer
 from ..timekeeping.report import compute, default_month, render
-from .common import EX_NOTFOUND, EX_OK, EX_USAGE, AddCommand, app_of, for_terminal
+from .common import EX_NOTFOUND, EX_OK, EX_USAGE, AddCommand, app_of, emit, for_terminal
 from ...storage.customers import find_customer_ref
 
 
-def cmd_customer_report(args: argparse.Namespace) -> int:
-    app = app_of(args)
-    tz = app.config.service.timezone
-    now = utcnow()
-    period = args.quarter or args.month or previous_quarter(now.astimezone(ZoneInfo(tz)).date())
-    fmt = "json" if args.json else args.format
-    try:
-        with app.db.session() as s:
-            customer = find_customer_ref(s, args.customer)
-            if customer is None:
-                print(f"casegate: no customer {for_terminal(args.customer)}", file=sys.stderr)
-                return EX_NOTFOUND
-            data = compute_customer(s, app.policy, customer, period, now, tz=tz,
-                                    complaint_category=app.desk.settings.complaint_category)
-    except ValueError as exc:
-        print(f"casegate: {exc}", file=sys.stderr)
-        return EX_USAGE
-    finally:
-        app.close()
-    out = render_customer(data, fmt, args.lang or app.config.service.default_language)
-    if args.output:
-        Path(args.output).write_text(out, encoding="utf-8")
-    else:
-        sys.stdout.write(out)
-    return EX_OK
-
-
 def cmd_report(args: argparse.Namespace) -> int:
-    if args.customer:
-        return cmd_customer_report(args)
-    if args.quarter:
+    if args.quarter and not args.customer:
         print("casegate: --quarter needs --customer (the monthly report is per month)", file=sys.stderr)
         return EX_USAGE
     app = app_of(args)
     tz = app.config.service.timezone
     now = utcnow()
-    month = args.month or default_month(now, tz)
     fmt = "json" if args.json else args.format
+    category = app.desk.settings.complaint_category
     try:
         with app.db.session() as s:
-            data = compute(s, app.policy, month, now, tz=tz,
-                           complaint_category=app.desk.settings.complaint_category)
+            if not args.customer:
+                out = render(compute(s, app.policy, args.month or default_month(now, tz), now, tz=tz,
+                                     complaint_category=category), fmt)
+            elif (customer := find_customer_ref(s, args.customer)) is None:
+                print(f"casegate: no customer {for_terminal(args.customer)}", file=sys.stderr)
+                return EX_NOTFOUND
+            else:  # one customer's statistics, by default of the previous quarter
+                period = args.quarter or args.month or previous_quarter(now.astimezone(ZoneInfo(tz)).date())
+                data = compute_customer(s, app.policy, customer, period, now, tz=tz, complaint_category=category)
+                out = render_customer(data, fmt, args.lang or app.config.service.default_language)
     except ValueError as exc:
         print(f"casegate: {exc}", file=sys.stderr)
         return EX_USAGE
     finally:
         app.close()
-    out = render(data, fmt)
-    if args.output:
-        Path(args.output).write_text(out, encoding="utf-8")
-    else:
-        sys.stdout.write(out)
+    emit(out, args.output)
     return EX_OK
 
 
