@@ -7,6 +7,8 @@ database and one Dovecot mailbox.
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +21,9 @@ from sqlalchemy import create_engine, func, select, text
 
 from casegate.daemon.inbound import Inbound, Source
 from casegate.daemon.runtime.app import App
-from casegate.storage.models import Customer, Message, Quarantine
+from casegate.daemon.sources.lease import SourceLease
+from casegate.storage.models import Case, Customer, InboundLease, Message, OutboxMessage, Quarantine
+from daemon_proc import DaemonProcess, wait_until
 from helpers import make_config, mail
 
 # Each process waits for the same instant, then migrates, so they really race.
@@ -119,3 +123,174 @@ def test_two_daemons_storing_the_same_mail_and_new_senders_at_once_lose_nothing(
     finally:
         for a in apps:
             a.close()
+
+
+# ---------------------------------------------------------------- the lease
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_standby_takes_the_lease_over_only_after_the_holder_stopped_beating(tmp_path: Path) -> None:
+    """Holders on two machines (names no process of this host has): no clocks
+    compared, the holder stops trusting its lease before the peer may take it."""
+    app = App(make_config(tmp_path))
+    try:
+        a_clock, b_clock = FakeMonotonic(), FakeMonotonic()
+        a = SourceLease(app.db, "imap-main", holder="host-a.example:101:aa", monotonic=a_clock)
+        b = SourceLease(app.db, "imap-main", holder="host-b.example:202:bb", monotonic=b_clock)
+        assert a.acquire() and not b.acquire()
+        for _ in range(10):  # a beats; b keeps seeing the counter move and stands by
+            a_clock.now += a.heartbeat_interval
+            b_clock.now += a.heartbeat_interval
+            a.heartbeat()
+            assert a.held() and not b.acquire()
+        # a stops beating (it hangs, or its machine is gone)
+        a_clock.now += a.ttl - a.margin
+        assert not a.held()  # a stopped fetching ...
+        b_clock.now += a.ttl - a.margin
+        assert not b.acquire()  # ... before b may begin
+        b_clock.now += a.margin
+        assert b.acquire() and b.held()
+        a.heartbeat()  # a wakes up: its heartbeat finds the lease gone
+        assert not a.held() and not a.acquire()
+        b.release()
+        assert a.acquire()  # released: taken at once
+    finally:
+        app.close()
+
+
+def test_the_lease_of_a_dead_process_on_this_host_is_taken_at_once(tmp_path: Path) -> None:
+    app = App(make_config(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    try:
+        gone = SourceLease(app.db, "imap-main", holder=f"{socket.gethostname()}:{int(dead.stdout)}:cc")
+        assert gone.acquire()
+        assert SourceLease(app.db, "imap-main").acquire()
+    finally:
+        app.close()
+
+
+# ---------------------------------------------------------------- four daemons, one mailbox
+
+
+# The issue asks for 2,000; at that count this test takes about 2.5 minutes
+# on the 2-core machine (the late daemon alone spends 40 s re-planning the
+# open cases at its start), too long for the suite; bench/scaleout.py runs
+# the same scene with 2,000 and more.
+SCALEOUT_MESSAGES = 600
+
+
+def scaleout_config(url: str, user, sink) -> dict:
+    return {
+        "service": {"address": "service@desk.example.cn"},
+        "database": {"url": url},
+        "outgoing": {"transport": "smtp", "host": sink.host, "port": sink.port, "poll_interval": "1s",
+                     "batch_size": 20},
+        "logging": {"level": "INFO"},
+        "sources": [{
+            "name": "imap-main", "kind": "imap", "host": user.host, "port": user.port, "tls": "none",
+            "user": user.name, "password_env": "CG_TEST_IMAP_PASSWORD", "poll_interval": "60s",
+            "batch_size": 100,
+        }],
+    }
+
+
+def lease_holder_pid(url: str) -> int | None:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            holder = conn.execute(select(InboundLease.holder)).scalar_one_or_none()
+    finally:
+        engine.dispose()
+    return int(holder.split(":")[1]) if holder else None
+
+
+def test_four_daemons_share_one_mailbox_and_one_postgresql(tmp_path: Path, postgres, dovecot_user, smtp_sink) -> None:
+    url = postgres.create_database("t_" + uuid.uuid4().hex)
+    n = SCALEOUT_MESSAGES
+    unique = [mail(subject=f"故障 {i}", sender=f"c{i} <c{i}@customer.cn>") for i in range(n)]
+    # every 10th message arrives twice (a resend, a second copy through another route)
+    appended = [raw for i, raw in enumerate(unique) for _ in range(2 if i % 10 == 0 else 1)]
+    half = len(appended) // 2
+    with dovecot_user.client() as c:
+        for start in range(0, half, 250):
+            c.multiappend("INBOX", appended[start:min(start + 250, half)])
+
+    def daemon(k: int) -> DaemonProcess:
+        work = tmp_path / f"d{k}"
+        work.mkdir()
+        return DaemonProcess(work, scaleout_config(url, dovecot_user, smtp_sink),
+                             env={"CG_TEST_IMAP_PASSWORD": dovecot_user.password})
+
+    began = time.monotonic()
+    daemons = [daemon(k).start(wait_ready=False) for k in range(4)]  # together, on an empty database
+    killed: DaemonProcess | None = None
+    try:
+        for d in daemons:
+            d.wait_for_log("casegate running", timeout=60)
+        # the other half while they run, in small bursts
+        with dovecot_user.client() as c:
+            for start in range(half, len(appended), 100):
+                c.multiappend("INBOX", appended[start:start + 100])
+                time.sleep(0.1)
+                if killed is None and dovecot_user.count("Processed") >= len(appended) // 3:
+                    pid = lease_holder_pid(url)
+                    killed = next(d for d in daemons if d.proc is not None and d.proc.pid == pid)
+                    killed.proc.send_signal(signal.SIGKILL)  # the one fetching, mid-run
+                    killed.wait_exit()
+        if killed is None:  # appending was faster than the daemons
+            wait_until(lambda: dovecot_user.count("Processed") >= len(appended) // 2, timeout=120,
+                       what="half processed")
+            pid = lease_holder_pid(url)
+            killed = next(d for d in daemons if d.proc is not None and d.proc.pid == pid)
+            killed.proc.send_signal(signal.SIGKILL)
+            killed.wait_exit()
+        assert killed.proc is not None and killed.proc.returncode == -signal.SIGKILL
+        daemons.remove(killed)
+        late = daemon(4).start(wait_ready=False)  # another one, later
+        daemons.append(late)
+        print(f"killed the fetching daemon at {time.monotonic() - began:.1f} s")
+        late.wait_for_log("casegate running", timeout=120)  # after re-planning the open cases' timers
+        print(f"a fifth daemon ready at {time.monotonic() - began:.1f} s")
+        wait_until(lambda: dovecot_user.count("INBOX") == 0 and dovecot_user.count("Processed") == len(appended),
+                   timeout=240, interval=0.5, what="every message processed")
+        print(f"all {len(appended)} processed at {time.monotonic() - began:.1f} s")
+        smtp_sink.wait_for(n, timeout=120)
+        print(f"all {n} acknowledged at {time.monotonic() - began:.1f} s")
+        assert all(d.proc is not None and d.proc.poll() is None for d in daemons)  # no daemon exited
+    finally:
+        codes = [d.terminate() if d.proc is not None and d.proc.poll() is None else d.proc.returncode
+                 for d in daemons]
+    assert codes == [0, 0, 0, 0]
+    # (Dovecot stores lines with CRLF)
+    assert Counter(raw.replace(b"\r\n", b"\n") for raw in dovecot_user.fetch_all("Processed")) == Counter(appended)
+    assert dovecot_user.count("Failed") == 0
+    # every message once in the database, one case and one acknowledgement each
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            def count(model, *where) -> int:
+                return conn.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
+            assert count(Message, Message.direction == "in") == n
+            assert count(Case) == n
+            assert count(OutboxMessage, OutboxMessage.kind == "ack") == n
+            assert count(Quarantine) == 0
+    finally:
+        engine.dispose()
+    acks = smtp_sink.received
+    # one acknowledgement per case: n different ones, one to each customer
+    assert len({str(m.message["Message-ID"]) for m in acks}) == n
+    assert {r for m in acks for r in m.rcpt_tos} == {f"c{i}@customer.cn" for i in range(n)}
+    # SMTP cannot ask a relay what it accepted (README, "Guarantees"): the
+    # daemon killed while sending a batch has that batch sent again by a peer
+    # when its lease on the rows runs out, the same mails with the same
+    # Message-ID. At most one batch (20) was in its hands.
+    assert len(acks) - n <= 20, len(acks) - n
+    logs = [d.log() for d in [*daemons, killed]]
+    assert not [line for text_ in logs for line in text_.splitlines() if " ERROR " in line]

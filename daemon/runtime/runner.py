@@ -51,6 +51,9 @@ sweeps_log = logging.getLogger("casegate.scheduler")
 
 STOP_TIMEOUT = 20.0
 REPORT_CHECK_EVERY = 600.0  # seconds between looks at whether a monthly report is due
+# Seconds between looks for outbox mail claimed by a dead process of this host
+# (a peer daemon killed while sending): released then, not when its lease ends.
+OUTBOX_RECOVER_EVERY = 10.0
 EMBEDDED_LISTENER = SmtpSourceConfig(name="smtp-local", kind="smtp", host="127.0.0.1", port=2525)
 
 
@@ -103,10 +106,14 @@ class Daemon:
         self.sender = Periodic("outbox", self.send_outbox, Every(config.outgoing.poll_interval.total_seconds()),
                                log=logging.getLogger("casegate.outbox"), metrics=self.metrics)
         self.loops: list[Periodic] = [self.sender]
+        self._recovered_at = time.monotonic()
 
     # ------------------------------------------------------------ steps
 
     def send_outbox(self) -> bool:
+        if time.monotonic() - self._recovered_at >= OUTBOX_RECOVER_EVERY:
+            self._recovered_at = time.monotonic()
+            self.app.outbox.recover()
         report = self.app.outbox.send_due()
         if report.sent or report.failed or report.retried:
             log.info("outbox %s", report)
