@@ -176,7 +176,7 @@ def test_fax_from_a_known_number_opens_a_case_for_its_contact(tmp_path, smtp_sin
 
 def test_out_of_warranty_product_is_classified_by_the_warranty_rule(tmp_path, smtp_sink) -> None:
     clock = Clock(sh(2026, 10, 12, 10, 0))
-    app, _ = setup(tmp_path, smtp_sink, clock)
+    app, config = setup(tmp_path, smtp_sink, clock)
     old = ingest(app, mail(ZHANG, "佛山分行路由器故障", "序列号 SN-OLD-02 的路由器无法转发数据，分行业务受影响。"))
     new = ingest(app, mail(ZHANG, "核心交换机告警", "序列号 SN-CORE-01 的交换机端口告警，部分业务变慢。"))
     old_case, new_case = case_of(app, old), case_of(app, new)
@@ -186,6 +186,9 @@ def test_out_of_warranty_product_is_classified_by_the_warranty_rule(tmp_path, sm
     assert "warranty-expired" in [m["rule"] for m in classified["matches"]]
     tags = json.loads(next(e.detail for e in new_case.events if e.action == "classified"))["tags"]
     assert "gold-contract" in tags and "out-of-warranty" not in tags
+    # `casegate rules test CASE` sees the product's warranty as the pipeline did.
+    code, out, _ = cli("--config", str(config), "rules", "test", old, "--json")
+    assert code == 0 and json.loads(out)[0]["category"] == "out-of-warranty"
     app.close()
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..clock import utcnow
+from ..directory.master_data import product_and_contract
 from ..inbound import Source
 from ..runtime.app import rules_folder
 from .common import EX_DATAERR, EX_NOTFOUND, EX_OK, AddCommand, app_of, config_of, no_traceback
@@ -69,7 +70,9 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
                 status = EX_DATAERR
                 continue
             customer = repo.find_customer(session, "email", parsed.sender_email) if parsed.sender_email else None
-            result = app.pipeline.classify(parsed, source, customer, utcnow())
+            now = utcnow()  # the master data's product (warranty) and contract (level), as the pipeline finds them
+            product, contract = product_and_contract(session, customer, f"{parsed.subject}\n{parsed.text}", now.date())
+            result = app.pipeline.classify(parsed, source, customer, now, product=product, contract=contract)
             if args.json:
                 outputs.append({"input": label, "subject": parsed.subject, **result.to_dict()})
             else:

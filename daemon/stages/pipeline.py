@@ -51,7 +51,7 @@ from ...rules import Classification
 from ...storage import repository as repo
 from ...storage.batch import batch_cache
 from ...storage.db import Database, DatabaseUnavailable
-from ...storage.models import Customer
+from ...storage.models import Contract, Customer, Product
 from ...storage.numbering import release_unused_case_numbers, reserve_case_numbers
 
 log = logging.getLogger("casegate.pipeline")
@@ -259,5 +259,7 @@ class Pipeline:
     # ------------------------------------------------------------ for `casegate rules test`
 
     def classify(self, parsed: ParsedMessage, source: Source, customer: Customer | None, now: datetime,
-                 text_override: str | None = None) -> Classification:
-        return self.classifier.classify(parsed, source, customer, now, text_override)
+                 text_override: str | None = None, *, product: Product | None = None,
+                 contract: Contract | None = None) -> Classification:
+        return self.classifier.classify(parsed, source, customer, now, text_override, product=product,
+                                        contract=contract)
