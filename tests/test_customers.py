@@ -309,7 +309,7 @@ def test_quarterly_statistics_reach_the_customers_contacts_in_their_language(tmp
     assert str(zh[0]["Subject"]) == "广州某银行 服务统计 2026Q3"
     assert str(en[0]["Subject"]) == "Service statistics 2026Q3: 广州某银行"
     text = body_of(zh[0])
-    assert "广州某银行 张三，您好" in text and number in text and "案例数: 1" in text
+    assert "广州某银行 张三，您好" in text and number in text and "案例数：1" in text
     assert "收银机" not in text  # only the customer's own cases
     assert zh[0].get_body(("html",)) is not None
     assert not outbox_to(arrived, "wangwu@mall.example.cn")  # reports = no
@@ -322,5 +322,5 @@ def test_quarterly_statistics_reach_the_customers_contacts_in_their_language(tmp
     assert cli("--config", str(config), "report", "--customer", "C001", "--month", "2026-10", "--json")[0] == 0
     code, out, _ = cli("--config", str(config), "report", "--customer", "C001", "--quarter", "2026Q3",
                        "--format", "html", "--lang", "en")
-    assert code == 0 and "Service statistics 2026Q3" in out and number in out
+    assert code == 0 and "Service statistics 2026Q3: 广州某银行" in out and number in out
     app.close()

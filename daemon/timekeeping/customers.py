@@ -138,11 +138,12 @@ LABELS = {
     "zh": {"title": "服务统计", "cases": "案例数", "on_time": "按时首次响应", "resolved": "已解决",
            "resolved_on_time": "按时解决", "satisfaction": "满意度（1-5）", "complaints": "投诉",
            "by_priority": "按优先级", "list": "案例", "none": "本期没有案例。", "priority": "优先级",
-           "status": "状态", "opened": "建立时间", "subject": "主题", "number": "案例编号"},
+           "status": "状态", "opened": "建立时间", "subject": "主题", "number": "案例编号", "sep": "："},
     "en": {"title": "Service statistics", "cases": "cases", "on_time": "first response on time",
            "resolved": "resolved", "resolved_on_time": "resolved on time", "satisfaction": "satisfaction (1-5)",
            "complaints": "complaints", "by_priority": "by priority", "list": "cases", "none": "No cases in this period.",
-           "priority": "priority", "status": "status", "opened": "opened", "subject": "subject", "number": "case"},
+           "priority": "priority", "status": "status", "opened": "opened", "subject": "subject", "number": "case",
+           "sep": ": "},
 }
 
 
@@ -157,14 +158,15 @@ def _num(x: float | None) -> str:
 def render_customer_text(data: dict[str, Any], lang: str) -> str:
     w, t = LABELS[lang], data["total"]
     status = STATUS_LABELS[lang]
-    lines = [f"{w['title']} {data['period']}: {data['customer']['name']} ({data['customer']['id']})", "",
-             f"  {w['cases']}: {t['cases']}", f"  {w['on_time']}: {_pct(t['response_on_time_rate'])}",
-             f"  {w['resolved']}: {_pct(t['resolution_rate'])}",
-             f"  {w['resolved_on_time']}: {_pct(t['resolution_on_time_rate'])}",
-             f"  {w['satisfaction']}: {_num(t['mean_satisfaction'])}", f"  {w['complaints']}: {data['complaints']}",
-             "", w["by_priority"]]
+    sep = w["sep"]
+    lines = [f"{w['title']} {data['period']}{sep}{data['customer']['name']} ({data['customer']['id']})", "",
+             f"  {w['cases']}{sep}{t['cases']}", f"  {w['on_time']}{sep}{_pct(t['response_on_time_rate'])}",
+             f"  {w['resolved']}{sep}{_pct(t['resolution_rate'])}",
+             f"  {w['resolved_on_time']}{sep}{_pct(t['resolution_on_time_rate'])}",
+             f"  {w['satisfaction']}{sep}{_num(t['mean_satisfaction'])}",
+             f"  {w['complaints']}{sep}{data['complaints']}", "", w["by_priority"]]
     for p, g in data["by_priority"].items():
-        lines.append(f"  {p}: {g['cases']}  {w['on_time']} {_pct(g['response_on_time_rate'])}  "
+        lines.append(f"  {p}{sep}{g['cases']}  {w['on_time']} {_pct(g['response_on_time_rate'])}  "
                      f"{w['resolved']} {_pct(g['resolution_rate'])}")
     lines += ["", w["list"]]
     for c in data["cases"]:
@@ -185,7 +187,7 @@ def render_customer_html(data: dict[str, Any], lang: str) -> str:
     case_rows = "".join(
         f"<tr><td>{esc(c['number'])}</td><td>{esc(c['priority'])}</td><td>{esc(status.get(c['status'], c['status']))}"
         f"</td><td>{esc(c['opened_at'][:10])}</td><td>{esc(c['subject'])}</td></tr>" for c in data["cases"])
-    title = f"{w['title']} {data['period']}: {data['customer']['name']}"
+    title = f"{w['title']} {data['period']}{w['sep']}{data['customer']['name']}"
     return f"""<!DOCTYPE html>
 <html lang="{lang}"><head><meta charset="utf-8"><title>{esc(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:900px}}table{{border-collapse:collapse;margin:1em 0}}
