@@ -35,22 +35,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from sqlalchemy import create_engine, func, select  # noqa: E402
 
-from casegate.storage.models import InboundLease, Message, OutboxMessage  # noqa: E402
-from daemon_proc import DaemonProcess, wait_until  # noqa: E402
+from casegate.storage.models import Message, OutboxMessage  # noqa: E402
+from daemon_proc import DaemonProcess, lease_holder_pid, wait_until  # noqa: E402
 from ingest_files import generate  # noqa: E402
 from servers.dovecot import DovecotServer  # noqa: E402
 from servers.postgres import PostgresServer  # noqa: E402
 from servers.smtp_sink import SmtpSink  # noqa: E402
-
-
-def lease_holder_pid(url: str) -> int | None:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            holder = conn.execute(select(InboundLease.holder)).scalar_one_or_none()
-    finally:
-        engine.dispose()
-    return int(holder.split(":")[1]) if holder else None
 
 
 def counts(url: str) -> tuple[int, int]:

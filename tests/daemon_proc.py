@@ -14,6 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine, select
+
+from casegate.storage.models import InboundLease
+
 
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
@@ -108,3 +112,14 @@ def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05, what: s
             return
         time.sleep(interval)
     raise TimeoutError(f"{what} not reached within {timeout}s")
+
+
+def lease_holder_pid(url: str) -> int | None:
+    """The pid of the daemon fetching from the (one) IMAP source on database ``url``, if any."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            holder = conn.execute(select(InboundLease.holder)).scalar_one_or_none()
+    finally:
+        engine.dispose()
+    return int(holder.split(":")[1]) if holder else None

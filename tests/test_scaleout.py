@@ -21,9 +21,11 @@ from sqlalchemy import create_engine, func, select, text
 
 from casegate.daemon.inbound import Inbound, Source
 from casegate.daemon.runtime.app import App
+from casegate.daemon.sources.imap import ImapSource
 from casegate.daemon.sources.lease import SourceLease
-from casegate.storage.models import Case, Customer, InboundLease, Message, OutboxMessage, Quarantine
-from daemon_proc import DaemonProcess, wait_until
+from casegate.daemon.sources.status import SourceStatus
+from casegate.storage.models import Case, Customer, Message, OutboxMessage, Quarantine
+from daemon_proc import DaemonProcess, lease_holder_pid, wait_until
 from helpers import make_config, mail
 
 # Each process waits for the same instant, then migrates, so they really race.
@@ -201,14 +203,14 @@ def scaleout_config(url: str, user, sink) -> dict:
     }
 
 
-def lease_holder_pid(url: str) -> int | None:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            holder = conn.execute(select(InboundLease.holder)).scalar_one_or_none()
-    finally:
-        engine.dispose()
-    return int(holder.split(":")[1]) if holder else None
+def kill_fetcher(daemons: list[DaemonProcess], url: str) -> DaemonProcess:
+    """kill -9 the daemon that holds the mailbox's lease."""
+    pid = lease_holder_pid(url)
+    fetcher = next(d for d in daemons if d.proc is not None and d.proc.pid == pid)
+    assert fetcher.proc is not None
+    fetcher.proc.send_signal(signal.SIGKILL)
+    fetcher.wait_exit()
+    return fetcher
 
 
 def test_four_daemons_share_one_mailbox_and_one_postgresql(tmp_path: Path, postgres, dovecot_user, smtp_sink) -> None:
@@ -240,17 +242,11 @@ def test_four_daemons_share_one_mailbox_and_one_postgresql(tmp_path: Path, postg
                 c.multiappend("INBOX", appended[start:start + 100])
                 time.sleep(0.1)
                 if killed is None and dovecot_user.count("Processed") >= len(appended) // 3:
-                    pid = lease_holder_pid(url)
-                    killed = next(d for d in daemons if d.proc is not None and d.proc.pid == pid)
-                    killed.proc.send_signal(signal.SIGKILL)  # the one fetching, mid-run
-                    killed.wait_exit()
+                    killed = kill_fetcher(daemons, url)  # mid-run
         if killed is None:  # appending was faster than the daemons
             wait_until(lambda: dovecot_user.count("Processed") >= len(appended) // 2, timeout=120,
                        what="half processed")
-            pid = lease_holder_pid(url)
-            killed = next(d for d in daemons if d.proc is not None and d.proc.pid == pid)
-            killed.proc.send_signal(signal.SIGKILL)
-            killed.wait_exit()
+            killed = kill_fetcher(daemons, url)
         assert killed.proc is not None and killed.proc.returncode == -signal.SIGKILL
         daemons.remove(killed)
         late = daemon(4).start(wait_ready=False)  # another one, later
@@ -294,3 +290,59 @@ def test_four_daemons_share_one_mailbox_and_one_postgresql(tmp_path: Path, postg
     assert len(acks) - n <= 20, len(acks) - n
     logs = [d.log() for d in [*daemons, killed]]
     assert not [line for text_ in logs for line in text_.splitlines() if " ERROR " in line]
+
+
+# ---------------------------------------------------------------- a peer in the same folder
+
+
+class PeerMovesDuringFirstStore:
+    """The pipeline, with a peer that moves UIDs away while our first batch is stored
+    (as a second daemon in the folder would: a holder frozen past its lease)."""
+
+    def __init__(self, pipeline, peer, uids: list[int]) -> None:
+        self.pipeline = pipeline
+        self.peer = peer
+        self.uids = uids
+
+    def ingest_batch(self, items, parsed=None):
+        if self.uids:
+            self.peer.move(self.uids, "Processed")
+            self.uids = []
+        return self.pipeline.ingest_batch(items, parsed)
+
+    def quarantine(self, inbound, reason):
+        return self.pipeline.quarantine(inbound, reason)
+
+
+def test_messages_a_peer_moved_away_before_fetch_or_move_are_the_peers(tmp_path: Path, dovecot_user, caplog,
+                                                                      monkeypatch) -> None:
+    for i in range(3):
+        dovecot_user.append("INBOX", mail(subject=f"对端 {i}", sender=f"p{i} <p{i}@customer.cn>"))
+    section = {"name": "imap-main", "kind": "imap", "host": dovecot_user.host, "port": dovecot_user.port,
+               "tls": "none", "user": dovecot_user.name, "password_env": "CG_TEST_IMAP_PASSWORD", "idle": False,
+               "timeout": "10s", "batch_size": 1}
+    monkeypatch.setenv("CG_TEST_IMAP_PASSWORD", dovecot_user.password)
+    app = App(make_config(tmp_path, sources=[section]))
+    peer = dovecot_user.client()
+    try:
+        peer.select_folder("INBOX")
+        first, _second, third = sorted(peer.search(["ALL"]))
+        # While the first message is stored, the peer moves it (our MOVE then
+        # finds nothing: NO [EXPUNGEISSUED]) and the third, which we have
+        # already seen in SEARCH (our FETCH gets a NIL body).
+        pipeline = PeerMovesDuringFirstStore(app.pipeline, peer, [first, third])
+        src = ImapSource(app.config.sources[0], pipeline, SourceStatus(app.db, "imap-main", "imap", app.clock))
+        src.client = src.connect()
+        try:
+            assert src.drain() == 2
+        finally:
+            src.release()
+        assert dovecot_user.count("INBOX") == 0
+        assert dovecot_user.count("Processed") == 3  # one copy each
+        with app.db.session() as s:
+            subjects = set(s.execute(select(Message.subject).where(Message.direction == "in")).scalars())
+        assert subjects == {"对端 0", "对端 1"}  # the third is the peer's to store
+        assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]
+    finally:
+        peer.logout()
+        app.close()
