@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
+from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from casegate.storage.db import MIGRATIONS_DIR, Database
+from casegate.storage.models import Base
 from sla_support import Clock, ingest, mail, sh
 from test_customers import CSV, ZHANG, cli, facts, setup
 
@@ -43,6 +46,8 @@ def test_migration_0004_goes_down_and_up_on_postgresql(postgres) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     fks = {tuple(fk["constrained_columns"]) for fk in inspect(db.engine).get_foreign_keys("cases")}
     assert {("person_id",), ("product_id",), ("contract_id",)} <= fks
+    with db.engine.connect() as conn:  # the migrated schema is the models' (constraints and their names too)
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     with db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0003")

@@ -25,12 +25,13 @@ branch_labels = None
 depends_on = None
 
 
-def _fk_column(name: str, target: str, ondelete: str) -> sa.Column:
-    """A new reference column on an existing table: a real FK where the database can add one."""
+def _fk_column(table: str, name: str, target: str, ondelete: str) -> sa.Column:
+    """A new reference column on an existing table: a real FK (named as the models' convention
+    names it) where the database can add one."""
     if op.get_bind().dialect.name == 'sqlite':
         return sa.Column(name, sa.Integer(), nullable=True)
     return sa.Column(name, sa.Integer(), sa.ForeignKey(target, ondelete=ondelete,
-                                                       name=f"fk_{name}_{target.partition('.')[0]}"),
+                                                       name=f"fk_{table}_{name}_{target.partition('.')[0]}"),
                      nullable=True)
 
 
@@ -100,11 +101,11 @@ def upgrade() -> None:
     op.create_index('ix_product_customer_id', 'product', ['customer_id'])
     op.create_index('ix_product_serial', 'product', ['serial'], unique=True)
 
-    op.add_column('customer_contact', _fk_column('person_id', 'contact_person.id', 'CASCADE'))
+    op.add_column('customer_contact', _fk_column('customer_contact', 'person_id', 'contact_person.id', 'CASCADE'))
     op.create_index('ix_customer_contact_person_id', 'customer_contact', ['person_id'])
-    op.add_column('cases', _fk_column('person_id', 'contact_person.id', 'SET NULL'))
-    op.add_column('cases', _fk_column('product_id', 'product.id', 'SET NULL'))
-    op.add_column('cases', _fk_column('contract_id', 'contract.id', 'SET NULL'))
+    op.add_column('cases', _fk_column('cases', 'person_id', 'contact_person.id', 'SET NULL'))
+    op.add_column('cases', _fk_column('cases', 'product_id', 'product.id', 'SET NULL'))
+    op.add_column('cases', _fk_column('cases', 'contract_id', 'contract.id', 'SET NULL'))
 
 
 def downgrade() -> None:
