@@ -238,7 +238,11 @@ def validate(parsed: ParsedCommands, ctx: CommandContext) -> tuple[list[ValidCom
         elif cmd.name == "note":
             valid.append(ValidCommand("note", parsed.note or "", line=cmd.line))
         elif cmd.name == "vendor" and not args and ctx.product_vendor:
-            valid.append(ValidCommand("vendor", ctx.product_vendor, None, line=cmd.line))
+            if ctx.known_vendor is not None and not ctx.known_vendor(ctx.product_vendor):
+                err(cmd, f"#vendor: the product's vendor {ctx.product_vendor!r} is no configured vendor",
+                    f"#厂商：产品的厂商 {ctx.product_vendor!r} 未配置")
+            else:
+                valid.append(ValidCommand("vendor", ctx.product_vendor, None, line=cmd.line))
         elif cmd.name == "vendor":
             if not 1 <= len(args) <= 2:
                 err(cmd, "#vendor needs a vendor name and optionally the vendor's case number",
