@@ -20,6 +20,7 @@ from sqlalchemy import select
 from casegate.daemon.cli import main
 from casegate.daemon.inbound import Inbound, Source
 from casegate.daemon.runtime.app import App
+from casegate.daemon.workflow import commands as cmdlib
 from casegate.storage import repository as repo
 from casegate.storage.models import ContactPerson, Customer, Message
 from daemon_proc import to_toml
@@ -324,3 +325,18 @@ def test_quarterly_statistics_reach_the_customers_contacts_in_their_language(tmp
                        "--format", "html", "--lang", "en")
     assert code == 0 and "Service statistics 2026Q3: 广州某银行" in out and number in out
     app.close()
+
+
+def test_the_linking_commands_in_chinese_and_a_bare_vendor() -> None:
+    ctx = cmdlib.CommandContext(case_number="SR-2026-000001", case_status="open",
+                                customer_exists=lambda ref: ref == "C001",
+                                product_exists=lambda serial: serial == "SN-CORE-01",
+                                known_vendor=lambda name: name in ("Huawei", "华为"), product_vendor="华为")
+    valid, errors = cmdlib.validate(cmdlib.parse("#客户 C001\n#产品SN-CORE-01\n#语言 英文\n#厂商\n已处理。"), ctx)
+    assert errors == [] and [(c.name, c.value) for c in valid] == [
+        ("customer", "C001"), ("product", "SN-CORE-01"), ("lang", "en"), ("vendor", "华为")]
+    _, errors = cmdlib.validate(cmdlib.parse("#customer C404\n#lang fr"), ctx)
+    assert [e.line for e in errors] == ["#customer C404", "#lang fr"]
+    ctx.product_vendor = "Cisco"
+    _, errors = cmdlib.validate(cmdlib.parse("#vendor"), ctx)
+    assert "Cisco" in errors[0].reason_en and "未配置" in errors[0].reason_zh
