@@ -271,6 +271,10 @@ def test_engineer_links_a_case_to_a_product_and_the_gold_contract_replans(tmp_pa
     pending = [t.due_at for t in timers_of(app, number) if t.kind == "first_response" and t.done_at is None]
     assert pending == [sh(2026, 10, 12, 11, 0)]  # the gold contract: 1 h on the 7x24 clock
     assert ("product-linked", "SN-CORE-01") in events(app, number)
+    shown = json.loads(cli("--config", str(config), "cases", "show", number, "--json")[1])
+    assert (shown["customer"]["id"], shown["product"]["model"], shown["contract"]) == (
+        "C001", "S5735-L48T4S", {"id": "HT-2026-001", "level": "gold"})
+    assert "product SN-CORE-01 S5735-L48T4S V200R022" in cli("--config", str(config), "cases", "show", number)[1]
 
     # An unknown reference is refused, and the case is not changed.
     staff_reply(app, number, "#customer C999")

@@ -33,7 +33,14 @@ def case_dict(case: Case, full: bool) -> dict[str, Any]:
             "company": cust.company if cust else None,
         },
     }
-    if full:
+    if full:  # the customer master data the case names (issue 15)
+        out["customer"]["id"] = (cust.external_id or str(cust.id)) if cust else None
+        out["person"] = case.person.name if case.person else None
+        p, k = case.product, case.contract
+        out["product"] = {"serial": p.serial, "model": p.model, "version": p.version, "site": p.site,
+                          "warranty_end": p.warranty_end.isoformat() if p.warranty_end else None,
+                          "vendor": p.vendor} if p else None
+        out["contract"] = {"id": k.external_id, "level": k.level} if k else None
         out["messages"] = [
             {
                 "direction": m.direction,
@@ -97,6 +104,11 @@ def cmd_cases_show(args: argparse.Namespace) -> int:
     print(f"  status {data['status']}, priority {data['priority']}, category {safe(data['category'])}, "
           f"queue {safe(data['queue'])}, route {safe(data['route'])}, language {data['language']}")
     print(f"  customer {safe(c['name'])} <{safe(c['email'])}>  assignee {safe(data['assignee'] or '-')}")
+    if data["product"] or data["contract"]:
+        p, k = data["product"] or {}, data["contract"] or {}
+        print(f"  customer {safe(c['id'])}, person {safe(data['person'] or '-')}, product {safe(p.get('serial', '-'))} "
+              f"{safe(p.get('model', ''))} {safe(p.get('version', ''))}, warranty until {p.get('warranty_end') or '-'}, "
+              f"contract {safe(k.get('id', '-'))} {safe(k.get('level') or '')}")
     for m in data["messages"]:
         role = f" ({m['role']})" if m["role"] else ""
         print(f"\n--- {m['direction']} {m['date'] or ''} from {safe(m['from'])}{role}  <{safe(m['message_id'])}>")
