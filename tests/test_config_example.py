@@ -279,6 +279,10 @@ def all_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Confi
         Path(path).write_text("file-secret-0123456789abcdef\n", encoding="utf-8")
     for name in set(re.findall(r'^\s*\w+_env\s*=\s*"(\w+)"', text, re.MULTILINE)):
         monkeypatch.setenv(name, f"env-secret-{name}-0123456789")
+    # A holidays_file the example names, beside the configuration: an official schedule.
+    for name in set(re.findall(r'^\s*holidays_file\s*=\s*"([^"]+)"', text, re.MULTILINE)):
+        (data_dir / name).write_text('year = 2027\n[[holiday]]\nname = "元旦"\noff = ["2027-01-01"]\n',
+                                     encoding="utf-8")
     return load_from(data_dir, text), text
 
 
@@ -323,8 +327,12 @@ def test_uncommented_examples_validate(all_examples: tuple[Config, str]) -> None
     (pattern,) = fax.patterns
     assert pattern.name == "office-pbx" and pattern.body_min_matches == 2
 
-    # P2..P4 switched on: their documented values are exactly the defaults.
-    assert_default_policy(Policy.from_dict(config.extra["policy"], str(config.path)))
+    # P2..P4 switched on: their documented values are exactly the defaults (a holidays_file adds a year).
+    policy = dict(config.extra["policy"])
+    calendar = dict(policy["calendar"])
+    assert calendar.pop("holidays_file") == "holidays-2027.toml"
+    assert Policy.from_dict(config.extra["policy"], str(config.path)).calendar.coverage(2027) == "file"
+    assert_default_policy(Policy.from_dict({**policy, "calendar": calendar}, str(config.path)))
     assert set(config.extra["policy"]) >= {"P1", "P2", "P3", "P4"}
 
     app = build_app(config)

@@ -45,6 +45,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         outbox = outbox_counts(s)
         quarantined = count_quarantined(s)
     sources = [(src, states.get(src.name)) for src in effective_sources(app.config)]
+    calendar = app.policy.calendar
+    today = app.clock().astimezone(calendar.tz).date()
+    cal = {"years": {str(y): calendar.coverage(y) for y in (today.year, today.year + 1)},
+           "files": list(calendar.official.sources), "warnings": calendar.warnings(today)}
     if args.json:
         rows = [{
             "name": src.name, "kind": src.kind,
@@ -53,7 +57,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             "last_error": st.last_error if st else None,
             "last_error_at": st.last_error_at.isoformat() if st and st.last_error_at else None,
         } for src, st in sources]
-        print(json.dumps({"sources": rows, "outbox": outbox, "quarantined": quarantined}, ensure_ascii=False, indent=2))
+        print(json.dumps({"sources": rows, "outbox": outbox, "quarantined": quarantined, "calendar": cal},
+                         ensure_ascii=False, indent=2))
         return EX_OK
     print(f"{'SOURCE':<16} {'KIND':<6} {'LAST POLL':<12} {'INGESTED':>9}  LAST ERROR")
     for src, st in sources:
@@ -63,6 +68,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"\noutbox: {depth} waiting, {outbox.get('sent', 0)} sent, {outbox.get('failed', 0)} failed"
           f"{'  (see: casegate outbox list --state failed)' if outbox.get('failed') else ''}")
     print(f"quarantine: {quarantined} message(s){'  (see: casegate quarantine list)' if quarantined else ''}")
+    print("calendar: " + ", ".join(f"{y} {src}" for y, src in cal["years"].items())
+          + "  (see: casegate policy calendar --year YYYY)")
+    for warning in cal["warnings"]:
+        print(f"WARNING {warning}")
     return EX_OK
 
 

@@ -29,7 +29,7 @@ from ..config import Config, ConfigError, ImapSourceConfig, SpoolSourceConfig, l
 from ..directory.security import SECRET_FILE_NAME, SecurityConfig
 from ..fax.config import load_fax_config
 from ..runtime.app import load_policy, rules_folder
-from ..runtime.health import calendar_last_year
+from ..timekeeping.worktime import FALLBACK
 from .common import EX_OK, AddCommand
 from ...parsers.ocr import tesseract_available
 from ...rules import check_folder
@@ -213,18 +213,16 @@ def check_rules(config: Config) -> Iterator[Check]:
 
 def check_calendar(config: Config) -> Iterator[Check]:
     calendar = load_policy(config).calendar
-    last = calendar_last_year(calendar.country)
-    year = utcnow().year
-    if last is None:
-        yield ok("calendar", f"country {calendar.country}: public holidays computed for every year")
-    elif last >= year + 1:
-        yield ok("calendar", f"holidays and adjusted working days known to {last} (this year and next)")
-    elif last == year:
-        yield warn("calendar", f"holidays known for {year} but not yet {year + 1}: upgrade chinesecalendar "
-                               "when the State Council publishes them, or list extra_holidays/extra_workdays")
+    today = utcnow().astimezone(calendar.tz).date()
+    year = today.year
+    sources = {y: calendar.coverage(y) for y in (year, year + 1)}
+    if sources[year] == FALLBACK:
+        yield fail("calendar", calendar.warning_for(year, "this year") or "")
+    elif sources[year + 1] == FALLBACK:
+        yield warn("calendar", calendar.warning_for(year + 1, f"from 1 January {year + 1}") or "")
     else:
-        yield fail("calendar", f"holidays known only up to {last}, not {year}: SLA times this year count "
-                               "plain weekends; upgrade chinesecalendar")
+        yield ok("calendar", f"holidays and adjusted working days known for {year} ({sources[year]}) "
+                             f"and {year + 1} ({sources[year + 1]})")
 
 
 def _mode_problem(path: Path) -> str | None:

@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .common import EX_NOTFOUND, EX_OK, AddCommand, app_of, config_of
+from .policy_calendar import register_calendar
 from ..runtime.app import load_policy
 from ..timekeeping import lifecycle
 from ..timekeeping.policy import PRIORITIES
@@ -82,3 +83,4 @@ def register(add: AddCommand) -> None:
     pp.add_argument("--contract", default=None, help="a contract level of [policy.contract_levels], e.g. gold")
     pp.add_argument("--json", action="store_true")
     pp.set_defaults(func=cmd_policy_plan)
+    register_calendar(policy)

@@ -250,6 +250,9 @@ class Daemon:
         replanned = await asyncio.to_thread(self.app.replan_open_cases, self.app.clock())
         if replanned:
             log.info("policy: re-planned the timers of %d open case(s)", replanned)
+        calendar = self.app.policy.calendar
+        for warning in calendar.warnings(self.app.clock().astimezone(calendar.tz).date()):
+            log.warning("%s", warning)  # a year without 调休 gets SLA times wrong: loud, at every start
         self._start_ops()
         await self._start_sources()
         self.loops.append(Periodic("rules", self.check_rules, Every(max(self.app.rules.check_interval, 0.1)),

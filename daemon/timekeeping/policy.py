@@ -39,6 +39,7 @@ Config layout (all keys optional; what is given overrides the default)::
     hours = { mon = ["09:00-12:00", "13:00-17:30"], tue = [...], ... }
     extra_holidays = ["2026-12-24"]
     extra_workdays = []
+    holidays_file = "holidays-2027.toml"   # a year's official schedule (holiday_file.py)
 
     [policy.P2]                  # merges into the default P2, key by key
     working_time = true
@@ -66,6 +67,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
@@ -73,7 +75,8 @@ from types import MappingProxyType
 from typing import Any
 
 from ..durations import DURATION_HINT, Duration
-from .worktime import DEFAULT_HOURS, TimeBasis, WallClock, WorkCalendar, load_zone
+from . import holiday_file
+from .worktime import DEFAULT_HOURS, OfficialSchedule, TimeBasis, WallClock, WorkCalendar, load_zone
 
 __all__ = [
     "PRIORITIES",
@@ -511,7 +514,7 @@ class _PolicyReader:
     # -- calendar -----------------------------------------------------------
 
     def calendar(self, data: object, key: str) -> WorkCalendar:
-        allowed = ("timezone", "country", "hours", "extra_holidays", "extra_workdays")
+        allowed = ("timezone", "country", "hours", "extra_holidays", "extra_workdays", "holidays_file")
         t = self.table(data, key, allowed)
         tz = "Asia/Shanghai"
         if "timezone" in t:
@@ -534,11 +537,23 @@ class _PolicyReader:
         if both:
             listed = ", ".join(sorted(d.isoformat() for d in both))
             raise self.error(f"{key}.extra_workdays", f"dates also listed in extra_holidays: {listed}")
+        official = self.holidays_files(t["holidays_file"], f"{key}.holidays_file") if "holidays_file" in t else None
         try:
-            return WorkCalendar(tz=tz, hours=hours, country=country, **extra)
+            return WorkCalendar(tz=tz, hours=hours, country=country, official=official, **extra)
         except ValueError as exc:
             bad_key = f"{key}.country" if "country" in str(exc) else key
             raise self.error(bad_key, str(exc)) from None
+
+    def holidays_files(self, value: object, key: str) -> OfficialSchedule:
+        """``holidays_file``: one file or a list, relative to the configuration file's folder."""
+        names = value if isinstance(value, list) else [value]
+        paths = [Path(self.string(v, key if len(names) == 1 else f"{key}[{i}]")) for i, v in enumerate(names)]
+        config = Path(self.where)
+        base = config.parent if config.is_file() else Path.cwd()
+        try:
+            return holiday_file.load(p if p.is_absolute() else base / p for p in paths)
+        except holiday_file.HolidayFileError as exc:
+            raise self.error(key, str(exc)) from None
 
     def hours(self, data: object, key: str) -> dict[int, tuple[tuple[time, time], ...]]:
         t = self.table(data, key, _DAY_KEYS)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from types import MappingProxyType
@@ -39,11 +40,14 @@ from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import chinese_calendar
+import chinese_calendar.constants as cn_constants
 import holidays as holidays_pkg
 
 __all__ = [
     "DEFAULT_HOURS",
     "MAX_SCAN_DAYS",
+    "DayInfo",
+    "OfficialSchedule",
     "TimeBasis",
     "WallClock",
     "WorkCalendar",
@@ -70,6 +74,41 @@ DEFAULT_HOURS: Mapping[int, tuple[tuple[time, time], ...]] = {
 
 _DAY = timedelta(days=1)
 _MIDNIGHT_END = timedelta(hours=24)
+
+# The years chinesecalendar has the State Council's schedule for (holidays and 调休).
+_CN_YEARS = range(min(d.year for d in cn_constants.holidays), max(d.year for d in cn_constants.holidays) + 1)
+
+# Where a year's public holidays come from (WorkCalendar.coverage).
+FROM_FILE = "file"  # an official schedule an admin loaded (holidays_file)
+FROM_PACKAGE = "chinesecalendar"  # the package's copy of the official schedule
+FALLBACK = "fallback"  # computed public holidays, NO adjusted working days
+COMPUTED = "holidays"  # another country: the holidays package computes any year
+
+
+@dataclass(frozen=True)
+class OfficialSchedule:
+    """Years of official holidays and adjusted working days (调休) an admin loaded
+    from a file, because the State Council publishes each year's schedule in
+    November or December and chinesecalendar's release follows later. For a
+    year it covers it is the whole truth: a day not listed is an ordinary day."""
+
+    years: frozenset[int] = frozenset()
+    off: Mapping[date, str] = field(default_factory=dict)  # day -> the holiday's name
+    workdays: Mapping[date, str] = field(default_factory=dict)  # adjusted working day -> the holiday's name
+    sources: tuple[str, ...] = ()  # the files, for `casegate policy calendar`
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.years, tuple(sorted(self.off.items())), tuple(sorted(self.workdays.items())))
+
+
+@dataclass(frozen=True)
+class DayInfo:
+    """One day that is not an ordinary day of the week, and why (`casegate policy calendar`)."""
+
+    day: date
+    working: bool
+    name: str
+    source: str
 
 # Years for which the chinesecalendar fallback has already been logged. Module
 # level on purpose: several WorkCalendar instances (one per reload) should not
@@ -242,8 +281,10 @@ class WorkCalendar:
         country: str = "CN",
         extra_holidays: Iterable[date] = (),
         extra_workdays: Iterable[date] = (),
+        official: OfficialSchedule | None = None,
     ) -> None:
         self.timezone = tz
+        self.official = official or OfficialSchedule()
         self.tz = load_zone(tz)
         # Read-only: the per-day interval cache depends on it.
         self.hours: Mapping[int, tuple[tuple[time, time], ...]] = MappingProxyType(
@@ -276,6 +317,7 @@ class WorkCalendar:
             self.country,
             self.extra_holidays,
             self.extra_workdays,
+            self.official._key(),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -320,6 +362,8 @@ class WorkCalendar:
 
     def _public_status(self, day: date) -> str | None:
         """Return "holiday", "workday" (adjusted working day) or None (ordinary day)."""
+        if day.year in self.official.years:
+            return "holiday" if day in self.official.off else "workday" if day in self.official.workdays else None
         if self.country == "CN":
             try:
                 is_holiday, name = chinese_calendar.get_holiday_detail(day)
@@ -352,6 +396,68 @@ class WorkCalendar:
             if day in getattr(self._fallback, "weekend_workdays", ()):
                 return "workday"
         return None
+
+    # -- what is in force ----------------------------------------------------
+
+    def coverage(self, year: int) -> str:
+        """Where ``year``'s public holidays come from: FROM_FILE, FROM_PACKAGE,
+        FALLBACK (public holidays computed, no adjusted working days) or COMPUTED."""
+        if year in self.official.years:
+            return FROM_FILE
+        if self.country != "CN":
+            return COMPUTED
+        return FROM_PACKAGE if year in _CN_YEARS else FALLBACK
+
+    def warnings(self, today: date) -> list[str]:
+        """What an admin must hear about this year and the next: a year with no
+        adjusted working days counts plain weekends, so SLA times are wrong on
+        every 调休 Saturday and around every holiday."""
+        out = []
+        for year in (today.year, today.year + 1):
+            warning = self.warning_for(year, "this year" if year == today.year else f"from 1 January {year}")
+            if warning:
+                out.append(warning)
+        return out
+
+    def warning_for(self, year: int, when: str = "") -> str | None:
+        """The warning for a year without an official schedule (None when it has one)."""
+        if self.coverage(year) != FALLBACK:
+            return None
+        return (f"calendar: no official holiday schedule for {year} (chinesecalendar's data ends with "
+                f"{_CN_YEARS[-1]}): {when or f'in {year}'} SLA times count computed public holidays and plain "
+                f"weekends, without the adjusted working days (调休). Load the State Council's schedule with "
+                f'[policy.calendar] holidays_file = "holidays-{year}.toml" (format: config.example.toml), '
+                f"or upgrade chinesecalendar once it has {year}.")
+
+    def special_days(self, year: int) -> list[DayInfo]:
+        """Every day of ``year`` that is not an ordinary day of its week: public
+        holidays and adjusted working days with their names and where they come
+        from, and the configured extra_holidays / extra_workdays."""
+        out = []
+        source = self.coverage(year)
+        day = date(year, 1, 1)
+        while day.year == year:
+            name = self._day_name(day, source)
+            if day in self.extra_workdays:
+                out.append(DayInfo(day, True, name or "extra working day", "extra_workdays"))
+            elif day in self.extra_holidays:
+                out.append(DayInfo(day, False, name or "extra holiday", "extra_holidays"))
+            else:
+                status = self._public_status(day)
+                if status is not None:
+                    out.append(DayInfo(day, status == "workday", name, source))
+            day += _DAY
+        return out
+
+    def _day_name(self, day: date, source: str) -> str:
+        if source == FROM_FILE:
+            return self.official.off.get(day) or self.official.workdays.get(day) or ""
+        if source == FROM_PACKAGE:
+            return chinese_calendar.get_holiday_detail(day)[1] or ""
+        with self._holiday_lock:
+            if self._fallback is None:
+                self._fallback = self._holidays_for(self.country)
+            return self._fallback.get(day) or ""
 
     def hours_on(self, day: date) -> tuple[tuple[time, time], ...]:
         """Office hours of ``day`` (empty when it is not a working day)."""
