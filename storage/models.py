@@ -128,7 +128,8 @@ class ContactPerson(Base):
     reports: Mapped[bool] = mapped_column(Boolean, default=False)
 
     customer: Mapped[Customer] = relationship()
-    addresses: Mapped[list[CustomerContact]] = relationship(lazy="selectin", viewonly=True)
+    addresses: Mapped[list[CustomerContact]] = relationship(lazy="selectin", viewonly=True,
+                                                            order_by=CustomerContact.id)
 
 
 class CustomerDomain(Base):

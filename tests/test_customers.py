@@ -37,6 +37,7 @@ CSV = HEADER + (
     "customer,C001,,广州某银行,广州市天河路1号,bank.example.cn,,,,,,,,,,,,,,,\n"
     f"contact,C001,C001-1,张三,,,{ZHANG},020-87681000,020-87681011,zh,yes,,,,,,,,,,\n"
     f"contact,C001,C001-2,John Smith,,,{SMITH},,,en,yes,,,,,,,,,,\n"
+    "contact,C001,C001-3,赵六,,,,,020-87681099,zh,no,,,,,,,,,,\n"
     "contract,C001,HT-2026-001,,,,,,,,,gold,2026-01-01,2027-12-31,,,,,,,\n"
     "product,C001,,,,,,,,,,,,,SN-CORE-01,S5735-L48T4S,V200R022,广州数据中心三楼,2027-06-30,华为,HT-2026-001\n"
     "product,C001,,,,,,,,,,,,,SN-OLD-02,AR6140,V300R019,佛山分行机房,2025-06-30,Huawei,\n"
@@ -107,7 +108,7 @@ def test_import_is_idempotent_all_or_nothing_and_exports_what_it_read(tmp_path, 
                       + "contact,C003,C003-1,赵六,,,not-an-address,,,,,,,,,,,,,,\n", encoding="utf-8")
     code, _, err = cli("--config", str(config), "customers", "import", str(broken))
     assert code == 65
-    assert f"{broken}:11: email: not an e-mail address: 'not-an-address'" in err
+    assert f"{broken}:12: email: not an e-mail address: 'not-an-address'" in err
     assert "nothing imported" in err
     with app.db.session() as s:
         names = sorted(c.company for c in s.execute(select(Customer)).scalars())
@@ -117,8 +118,8 @@ def test_import_is_idempotent_all_or_nothing_and_exports_what_it_read(tmp_path, 
     bad = tmp_path / "bad.csv"
     bad.write_text(CSV + "product,C002,,,,,,,,,,,,,SN-X,,,,,Cisco,HT-2026-001\n", encoding="utf-8")
     code, _, err = cli("--config", str(config), "customers", "import", str(bad))
-    assert code == 65 and f"{bad}:10: contract: HT-2026-001 is no contract of customer C002" in err
-    assert f"{bad}:10: vendor: 'Cisco' is no configured vendor" in err
+    assert code == 65 and f"{bad}:11: contract: HT-2026-001 is no contract of customer C002" in err
+    assert f"{bad}:11: vendor: 'Cisco' is no configured vendor" in err
 
     # export -> the same data as JSON -> import: no change; the TOML form imports alike.
     code, out, _ = cli("--config", str(config), "customers", "export", "--format", "json")
@@ -152,7 +153,7 @@ def test_a_customer_leaving_the_file_drops_what_it_no_longer_lists(tmp_path, smt
     code, out, _ = cli("--config", str(config), "customers", "import", str(shorter))
     assert code == 0 and "removed 1 address, 1 contact, 1 product" in out
     shown = json.loads(cli("--config", str(config), "customers", "show", "C001", "--json")[1])
-    assert [p["serial"] for p in shown["products"]] == ["SN-CORE-01"] and len(shown["contacts"]) == 1
+    assert [p["serial"] for p in shown["products"]] == ["SN-CORE-01"] and len(shown["contacts"]) == 2
     app.close()
 
 
@@ -170,8 +171,16 @@ def test_fax_from_a_known_number_opens_a_case_for_its_contact(tmp_path, smtp_sin
     with app.db.session() as s:  # no anonymous fax customer was made for the number
         assert s.execute(select(Customer).where(Customer.external_id.is_(None))).scalars().all() == []
     msgs = deliver(app, smtp_sink)
-    ack = [m for m in msgs if ENGINEER not in str(m["To"])]
+    ack = outbox_to(msgs, ZHANG)  # the person's own mailbox: a fax customer with e-mail is answered by e-mail
     assert len(ack) == 1 and "广州某银行 张三，您好" in body_of(ack[0])
+
+    # 赵六 has a fax number only: the answer goes back through the gateway to their number, not to a
+    # colleague's mailbox.
+    res = app.pipeline.ingest(Inbound(gateway_mail("020-8768 1099", b"II*\x00" + b"\x00" * 64, pages=1), FAXBOX))
+    assert facts(app, res.case_number)["person"] == "赵六"
+    msgs = deliver(app, smtp_sink)
+    assert [a.addr_spec for m in msgs for a in m["To"].addresses if a.addr_spec != ENGINEER] == [
+        "862087681099@fax.gateway.example"]
     app.close()
 
 

@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..fax.config import FaxConfig
 from ...parsers.message import ParsedMessage
-from ...storage.models import Customer
+from ...storage.models import ContactPerson, Customer
 
 log = logging.getLogger("casegate.fax")
 
@@ -131,7 +131,8 @@ def render_letter_pdf(subject: str, body: str, font_path: str | None = None) -> 
     return buf.getvalue()
 
 
-def reply_route(customer: Customer | None, parsed: ParsedMessage, cfg: FaxConfig) -> ReplyRoute | None:
+def reply_route(customer: Customer | None, parsed: ParsedMessage, cfg: FaxConfig,
+                person: ContactPerson | None = None) -> ReplyRoute | None:
     """Where to answer a message; None: the pipeline's default (the sender).
 
     Only faxes are routed here: the customer's e-mail when they have one,
@@ -139,14 +140,15 @@ def reply_route(customer: Customer | None, parsed: ParsedMessage, cfg: FaxConfig
     """
     if parsed.fax is None:
         return None
-    return fax_route(customer, cfg, parsed.fax.sender_number)
+    return fax_route(customer, cfg, parsed.fax.sender_number, person)
 
 
-def fax_route(customer: Customer | None, cfg: FaxConfig, number: str | None = None) -> ReplyRoute:
+def fax_route(customer: Customer | None, cfg: FaxConfig, number: str | None = None,
+              person: ContactPerson | None = None) -> ReplyRoute:
     """Where automatic mail about a fax goes (the acknowledgement of a fax
     message, or a scheduled notice on a case that came by fax): the route of
     :func:`customer_route`, or "do not send" when there is no way back."""
-    route = customer_route(customer, cfg, number)
+    route = customer_route(customer, cfg, number, person)
     if route is None:
         return ReplyRoute(address=None, reason="fax without a usable sender number")
     return route
@@ -187,16 +189,25 @@ def choose_recipient(
     return Recipient(address, name, route=route)
 
 
-def customer_route(customer: Customer | None, cfg: FaxConfig, number: str | None = None) -> ReplyRoute | None:
+def customer_route(customer: Customer | None, cfg: FaxConfig, number: str | None = None,
+                   person: ContactPerson | None = None) -> ReplyRoute | None:
     """How to reach ``customer`` without a message in hand (status updates).
 
     E-mail when they have an address; else the fax gateway for their fax
-    number (or ``number``); None when there is neither.
+    number (or ``number``); None when there is neither. With ``person`` (the
+    master data's person who faxed) only that person's own addresses count:
+    a colleague's mailbox is not theirs.
     """
-    email = customer.contact("email") if customer is not None else None
+    if person is not None:
+        own = {c.kind: c.value for c in reversed(person.addresses)}  # each kind's first address
+        email, fax = own.get("email"), own.get("fax")
+    else:
+        email = customer.contact("email") if customer is not None else None
+        fax = customer.contact("fax") if customer is not None else None
+    who = person.name if person is not None else customer.name if customer is not None else ""
     if email:
-        return ReplyRoute(address=email, name=customer.name if customer else "")
-    number = (customer.contact("fax") if customer is not None else None) or number
+        return ReplyRoute(address=email, name=who)
+    number = fax or number
     if not number:
         return None
     address = cfg.gateway_address(number)
@@ -206,5 +217,5 @@ def customer_route(customer: Customer | None, cfg: FaxConfig, number: str | None
     if fmt == "pdf" and find_cjk_font(cfg.reply_font or None) is None:
         log.warning("no CJK font for fax replies; sending plain text to %s", address)
         fmt = "text"
-    name = customer.name if customer is not None and customer.name not in (number, "fax") else ""
+    name = who if who not in (number, "fax") else ""
     return ReplyRoute(address=address, format=fmt, name=name, template="fax_ack", font=cfg.reply_font)

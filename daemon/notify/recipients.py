@@ -46,7 +46,7 @@ class CustomerFinder:
         received = repo.last_event(session, case, "fax-received")
         if received is None:
             return None
-        return fax_route(case.customer, self.fax, received.new or None)
+        return fax_route(case.customer, self.fax, received.new or None, case.person)
 
     def requester(self, session: Session, case: Case) -> Requester | None:
         inbound = repo.inbound_messages(session, case)

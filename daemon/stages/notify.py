@@ -71,7 +71,7 @@ class Notify:
     def acknowledge(self, session: Session, ctx: MessageContext, case: Case) -> None:
         parsed, now = ctx.parsed, ctx.now
         assert parsed is not None and now is not None
-        route = reply_route(case.customer, parsed, self.fax)
+        route = reply_route(case.customer, parsed, self.fax, case.person)
         svc = self.service
         lang = case.language
         policy = self.policy.for_contract(case.contract_level)  # a gold contract promises its own time
