@@ -66,3 +66,63 @@ def test_html_escapes_subjects() -> None:
                                "escalations": 0, "subject": "<script>alert(1)</script>"}]}
     page = render_html(data)
     assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_report_counts_resolution_on_time_reopens_and_activities(tmp_path, smtp_sink, capsys) -> None:
+    """Issue 13: resolution targets measured (resolution-on-time rate), reopens counted, and the
+    engineers' recorded activities (#call, #onsite, #equipment) with the time they took."""
+    import json
+
+    from sla_support import staff_reply
+
+    from casegate.daemon.cli import main
+
+    clock = Clock(sh(2026, 11, 4, 10, 0))
+    app = make_app(tmp_path, smtp_sink, clock)
+    fast = ingest(app, mail(body="您好，我们的核心服务器宕机了，业务全部中断。"))
+    slow = ingest(app, mail(sender="lisi@customer.cn", subject="机房网络全部中断", body="机房网络全部中断，所有业务停止。"))
+    again = ingest(app, mail(sender="wangwu@customer.cn", subject="打印服务偶尔报错", body="打印服务偶尔报错，其他功能正常。"))
+    never = ingest(app, mail(sender="zhaoliu@customer.cn", subject="扫描仪偶尔卡纸", body="扫描仪偶尔卡纸，其他都正常。"))
+    clock.set(sh(2026, 11, 4, 11, 0))
+    staff_reply(app, fast, "#status resolved\n#onsite 1h30m 更换电源模块\n已更换电源模块，系统恢复。")
+    staff_reply(app, again, "#status resolved\n已重启打印服务。")
+    clock.set(sh(2026, 11, 4, 14, 0))
+    ingest(app, mail(sender="wangwu@customer.cn", subject=f"Re: [{again}] 打印服务偶尔报错", body="又报错了，还是不能打印！"))
+    clock.set(sh(2026, 11, 4, 15, 0))
+    staff_reply(app, again, "#status resolved\n#equipment 15m 打印服务器内存检测正常\n已更换驱动。")
+    clock.set(sh(2026, 11, 5, 12, 0))  # 26 h after opening: past P1's 24 h fix target
+    staff_reply(app, slow, "#status resolved\n#call 20m 与客户确认恢复\n核心交换机已更换。")
+    app.close()
+    (tmp_path / "casegate.toml").write_text(
+        f'[service]\naddress = "service@desk.example.cn"\ndata_dir = "{tmp_path}"\n'
+        f'[database]\nurl = "sqlite:///casegate.db"\n', encoding="utf-8")
+    cfg = str(tmp_path / "casegate.toml")
+
+    assert main(["--config", cfg, "report", "--month", "2026-11", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["by_priority"]["P1"]["cases"] == 2 and data["by_priority"]["P3"]["cases"] == 2
+    # P1: one fixed within 24 h, one after; P3: guidance within 2 working days for the reopened
+    # one, the one never answered is past its target (Friday 10:00).
+    assert data["by_priority"]["P1"]["resolution_on_time_rate"] == 0.5
+    assert data["by_priority"]["P3"]["resolution_on_time_rate"] == 0.5
+    assert data["total"]["resolution_on_time_rate"] == 0.5
+    assert data["reopened"] == 1
+    assert data["activities"] == {"call": {"count": 1, "minutes": 20}, "equipment": {"count": 1, "minutes": 15},
+                                  "onsite": {"count": 1, "minutes": 90}}
+    assert never in [r["number"] for r in data["longest_cases"] if not r["finished"]]
+
+    assert main(["--config", cfg, "report", "--month", "2026-11"]) == 0
+    text = capsys.readouterr().out
+    assert "reopened: 1" in text and "resolved on time: 50%" in text
+    assert "activities onsite: 1 (90 min)" in text and "activities call: 1 (20 min)" in text
+
+    # The case history shows the activities, in Beijing time (finding 9: not UTC).
+    assert main(["--config", cfg, "cases", "show", fast]) == 0
+    shown = capsys.readouterr().out
+    assert "opened 2026-11-04 10:00 +0800" in shown
+    assert "2026-11-04 11:00 +0800  wang.wei@desk.example.cn activity         onsite 1h30m: 更换电源模块" in shown
+    assert "activities: onsite 1; time spent 1h30m" in shown
+    assert "T02:00" not in shown and "02:00:00+00:00" not in shown
+    assert main(["--config", cfg, "cases", "show", fast, "--json"]) == 0
+    (activity,) = json.loads(capsys.readouterr().out)["activities"]
+    assert (activity["kind"], activity["minutes"], activity["text"]) == ("onsite", 90, "更换电源模块")

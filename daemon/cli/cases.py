@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .common import EX_NOTFOUND, EX_OK, AddCommand, app_of, for_terminal as safe, no_traceback
 from .timeline import register_timeline
@@ -64,6 +66,12 @@ def case_dict(case: Case, full: bool) -> dict[str, Any]:
              "detail": json.loads(e.detail) if e.detail else None}
             for e in case.events
         ]
+        # The support activities (#call, #onsite, #equipment) with the time each took.
+        out["activities"] = [
+            {"at": e["at"], "by": e["actor"], "kind": e["detail"].get("activity"),
+             "minutes": int(e["detail"].get("minutes", 0)), "text": e["new"] or ""}
+            for e in out["events"] if e["action"] == "activity" and e["detail"]
+        ]
     return out
 
 
@@ -109,9 +117,11 @@ def cmd_cases_show(args: argparse.Namespace) -> int:
         print(f"  customer {safe(c['id'])}, person {safe(data['person'] or '-')}, product {safe(p.get('serial', '-'))} "
               f"{safe(p.get('model', ''))} {safe(p.get('version', ''))}, warranty until {p.get('warranty_end') or '-'}, "
               f"contract {safe(k.get('id', '-'))} {safe(k.get('level') or '')}")
+    tz = app.config.service.timezone  # people read times in the service's zone, not UTC
+    print(f"  opened {local(data['opened_at'], tz)}")
     for m in data["messages"]:
         role = f" ({m['role']})" if m["role"] else ""
-        print(f"\n--- {m['direction']} {m['date'] or ''} from {safe(m['from'])}{role}  <{safe(m['message_id'])}>")
+        print(f"\n--- {m['direction']} {local(m['date'], tz)} from {safe(m['from'])}{role}  <{safe(m['message_id'])}>")
         print(f"    {safe(m['subject'])}")
         for line in (m["text"] or "").strip().splitlines()[:40]:
             print(f"    | {safe(line, keep_tabs=True)}")
@@ -120,8 +130,28 @@ def cmd_cases_show(args: argparse.Namespace) -> int:
     print("\nevents:")
     for e in data["events"]:
         change = f"{e['old'] or ''} -> {e['new'] or ''}" if e["old"] else (e["new"] or "")
-        print(f"  {e['at']}  {safe(e['actor']):<24} {e['action']:<16} {safe(change)}")
+        if e["action"] == "activity":  # a support activity: what kind, how long, what was done
+            change = f"{e['detail']['activity']} {say_minutes(e['detail']['minutes'])}: {e['new'] or ''}"
+        print(f"  {local(e['at'], tz)}  {safe(e['actor']):<24} {e['action']:<16} {safe(change)}")
+    if data["activities"]:
+        total = sum(a["minutes"] for a in data["activities"])
+        kinds = sorted({a["kind"] for a in data["activities"]})
+        per = ", ".join(f"{k} {sum(1 for a in data['activities'] if a['kind'] == k)}" for k in kinds)
+        print(f"\nactivities: {per}; time spent {say_minutes(total)}")
     return EX_OK
+
+
+def local(iso: str | None, tz: str) -> str:
+    """An ISO 8601 instant as the service's local time with its offset ("2026-10-09 20:00 +0800")."""
+    if not iso:
+        return ""
+    return datetime.fromisoformat(iso).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %z")
+
+
+def say_minutes(minutes: int) -> str:
+    """90 -> "1h30m", 20 -> "20m"."""
+    h, m = divmod(int(minutes), 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m"
 
 
 def register(add: AddCommand) -> None:
