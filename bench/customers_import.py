@@ -6,9 +6,12 @@ Generates a CSV in the documented import format (each customer: two
 contacts with an e-mail address, a phone and a fax number, one contract,
 three products, one mail domain), then runs ``casegate customers import``
 on a fresh database (SQLite in a temporary folder unless ``--url`` names
-another), twice: the first import writes everything, the second must
-report "no change". Prints the wall-clock time of each, and of the
-database step alone (issue 15 asks for under 5 s).
+another; migrated first, as a running daemon leaves it), twice: the first
+import writes everything, the second must report "no change". Prints the
+wall-clock time of each whole command (process start-up excepted), of
+reading the file, and of the database step of a re-import alone (issue 15
+asks for under 5 s). The load average comes first: these are wall-clock
+times.
 """
 
 from __future__ import annotations
@@ -87,11 +90,19 @@ def main_bench() -> None:
         rows = sum(1 for _ in csv_path.open(encoding="utf-8")) - 1
         print(f"load average {os.getloadavg()[0]:.2f}; {args.customers} customers, {rows} CSV rows, "
               f"{csv_path.stat().st_size // 1024} KB; database {url.partition(':')[0]}")
+        # The schema first, as the daemon leaves it: the import runs on a database in use.
+        started = time.perf_counter()
+        db = Database(url)
+        db.migrate()
+        db.dispose()
+        print(f"schema      {time.perf_counter() - started:6.2f} s  (migrations on an empty database, not counted below)")
+        started = time.perf_counter()
+        records = read_file(csv_path)
+        print(f"reading     {time.perf_counter() - started:6.2f} s  (parsing and checking the file alone)")
         first, said = timed_cli(csv_path, config)
         print(f"import      {first:6.2f} s  (casegate customers import, whole command)  {said}")
         again, said = timed_cli(csv_path, config)
         print(f"re-import   {again:6.2f} s  {said}")
-        records = read_file(csv_path)
         db = Database(url)
         started = time.perf_counter()
         with db.transaction() as s:
