@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased, make_transient_to_detached
 
-from .models import Case, CaseTimer, Event
+from .models import Case, CaseTimer, Event, SurveyResponse
 
 
 def insert_timer(session: Session, timer: CaseTimer) -> bool:
@@ -180,3 +180,10 @@ def cases_in(session: Session, statuses: Sequence[str], limit: int) -> list[Case
     stmt = (select(Case).where(Case.status.in_(list(statuses))).order_by(Case.id).limit(limit)
             .with_for_update(skip_locked=True, of=Case))
     return list(session.execute(stmt).scalars())
+
+
+def scored_since(session: Session, case: Case, since: datetime) -> bool:
+    """Whether the customer gave a satisfaction score on the case at or after ``since``."""
+    stmt = select(func.count(SurveyResponse.id)).where(
+        SurveyResponse.case_id == case.id, SurveyResponse.score.is_not(None), SurveyResponse.received_at >= since)
+    return bool(session.execute(stmt).scalar())

@@ -203,7 +203,7 @@ def test_status_update_states_priority_and_the_engineers_eta(tmp_path, smtp_sink
     updates = [m for m in sweep_and_send(app, smtp_sink, clock, sh(2026, 11, 4, 11, 0))
                if "处理进展通报" in str(m["Subject"])]
     body = body_of(updates[0])
-    assert "P1" in body and "2026-11-04 16:00" in body
+    assert "优先级：  P1（" in body and "预计解决时间：2026-11-04 16:00（北京时间）（工程师预计）" in body
 
 
 def test_plan_meets_the_complaint_plan_deadline(tmp_path, smtp_sink) -> None:
@@ -282,3 +282,27 @@ def test_new_need_in_followup_answer_opens_a_linked_feature_request(tmp_path, sm
     with app.db.session() as s:
         answers = [(r.kind, r.score) for r in s.query(SurveyResponse).all()]
     assert answers == [("followup", 4)]
+
+
+def test_the_score_is_asked_after_confirmation_and_not_again_once_given(tmp_path, smtp_sink) -> None:
+    clock = Clock(sh(2026, 11, 4, 10, 0))
+    app = make_app(tmp_path, smtp_sink, clock)
+    scored = ingest(app, mail(body=P1_TEXT))
+    silent = ingest(app, mail(sender="lisi@customer.cn", subject="机房网络全部中断", body="机房网络全部中断，所有业务停止。"))
+    deliver(app, smtp_sink)
+    clock.set(sh(2026, 11, 4, 10, 20))
+    staff_reply(app, silent, "#status resolved\n核心交换机已更换。")
+    confirm = [m for m in sweep_and_send(app, smtp_sink, clock, clock.now) if "请确认" in str(m["Subject"])]
+    assert confirm and "评分" not in body_of(confirm[0]) and "满意度" not in body_of(confirm[0])  # not before closing
+    _resolve_and_close(app, smtp_sink, clock, scored)
+    survey = [m for m in smtp_sink.received if scored in str(m.message["Subject"]) and "评分" in str(m.message["Subject"])]
+    assert "为本次服务评分（1-5 分）" in body_of(survey[-1].message)
+    clock.set(sh(2026, 11, 4, 12, 0))
+    ingest(app, mail(subject=f"Re: [{scored}] 案例已关闭，请为我们的服务评分", body="5分"))
+    sent = [m for when in (sh(2026, 11, 5, 11, 0), sh(2026, 11, 7, 10, 20), sh(2026, 11, 9, 10, 0))
+            for m in sweep_and_send(app, smtp_sink, clock, when)]
+    followups = [m for m in sent if "服务回访" in str(m["Subject"])]
+    by_case = {n: [body_of(m) for m in followups if n in str(m["Subject"])] for n in (scored, silent)}
+    assert by_case[scored] and all("满意度" not in b and "故障是否再次出现" in b for b in by_case[scored])
+    # The silent customer's case closed after 3 days of silence: its follow-up asks for the score.
+    assert by_case[silent] and all("满意度（1-5 分" in b for b in by_case[silent])

@@ -69,6 +69,10 @@ VARIABLES: dict[str, Variable] = {
     "progress_at": Variable("when that progress was written", _WHEN),
     "next_step": Variable("what happens next, in words", "工程师正在继续处理您的问题。"),
     "next_update": Variable("when the next status update is due", _WHEN),
+    "eta": Variable("status update: when the engineer expects to resolve the case (#eta); empty when not set",
+                    _WHEN),
+    "ask_score": Variable("survey and follow-up: whether to ask for a 1-5 score (only once the case is closed, "
+                          "and not again after a score came)", True, False),
     "step": Variable("the number of this escalation or follow-up", 1, 1),
     "steps": Variable("how many there are in all", 3, 3),
     "by_fax": Variable("the customer reads this by fax (answers by fax)", False, False),

@@ -24,6 +24,7 @@ from ..notify.wording import local_time
 from .survey import read_reply, reopens
 from ...parsers.message import ParsedMessage
 from ...storage import repository as repo
+from ...storage import timers as store
 from ...storage.models import Case, CaseTimer, Message, SurveyResponse
 
 log = logging.getLogger("casegate.aftercare")
@@ -78,10 +79,18 @@ def handle_followup(session: Session, desk: Desk, timer: CaseTimer, case: Case, 
     sent = desk.notifier.to_customer(
         session, case, "followup", "followup", now, event="followup-sent",
         event_detail={"step": timer.step, "of": total},
-        step=timer.step, steps=total,
+        step=timer.step, steps=total, ask_score=ask_score(session, case),
         resolved=local_time(case.resolved_at, tz, case.language) if case.resolved_at else "",
     )
     timers.finish_notice(timer, now, sent)
+
+
+def ask_score(session: Session, case: Case) -> bool:
+    """Ask for a 1-5 score only once the case is closed (the fix confirmed, or
+    silence after it), and not again once a score came for this resolution."""
+    if case.status != "closed" or case.resolved_at is None:
+        return False
+    return not store.scored_since(session, case, case.resolved_at)
 
 
 def _resolution_text(session: Session, desk: Desk, case: Case) -> str:
@@ -111,7 +120,8 @@ def send_survey(session: Session, desk: Desk, case: Case, now: datetime, cycle: 
                               detail={"to": "customer", "reason": "satisfaction survey on closing"})
     if survey is None:
         return  # already surveyed for this resolution
-    sent = desk.notifier.to_customer(session, case, "survey", "survey", now, event="survey-sent")
+    sent = desk.notifier.to_customer(session, case, "survey", "survey", now, event="survey-sent",
+                                     ask_score=ask_score(session, case))
     timers.finish_notice(survey, now, sent)
 
 

@@ -173,11 +173,7 @@ def handle_status_update(session: Session, desk: Desk, timer: CaseTimer, case: C
     step_zh, step_en = _next_step(session, case)
     tz = desk.service.timezone
     lang = lang_of(case.language, desk.service.default_language)
-    eta = store.newest_event(session, case, "eta")
-    if eta is not None and eta.new:  # the expected time the engineer set (#eta)
-        when = local_time(datetime.fromisoformat(eta.new), tz, lang)
-        step_zh += f"工程师预计于 {when} 前解决。"
-        step_en += f" The engineer expects to resolve it by {when}."
+    eta = store.newest_event(session, case, "eta")  # the expected time the engineer set (#eta)
     sent = desk.notifier.to_customer(
         session, case, "status_update", "status-update", now, event="status-update-sent",
         event_detail={"step": timer.step},
@@ -186,6 +182,7 @@ def handle_status_update(session: Session, desk: Desk, timer: CaseTimer, case: C
         next_step=step_zh if lang == "zh" else step_en,
         next_update=local_time(next_due, tz, lang) if next_due else "",
         priority_label=priority_label(case.priority, lang),
+        eta=local_time(datetime.fromisoformat(eta.new), tz, lang) if eta is not None and eta.new else "",
     )
     timers.finish_notice(timer, now, sent)
     timers.plan_status_update(session, desk.policy, case, now)
