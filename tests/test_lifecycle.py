@@ -306,3 +306,66 @@ def test_the_score_is_asked_after_confirmation_and_not_again_once_given(tmp_path
     assert by_case[scored] and all("满意度" not in b and "故障是否再次出现" in b for b in by_case[scored])
     # The silent customer's case closed after 3 days of silence: its follow-up asks for the score.
     assert by_case[silent] and all("满意度（1-5 分" in b for b in by_case[silent])
+
+
+# -- finding 5: resolution targets are timers that escalate on breach ------------------------------
+
+
+def test_missed_resolution_targets_reach_the_supervisor(tmp_path, smtp_sink) -> None:
+    clock = Clock(sh(2026, 11, 4, 10, 0))
+    app = make_app(tmp_path, smtp_sink, clock)
+    number = ingest(app, mail(body=P1_TEXT))
+    deliver(app, smtp_sink)
+    clock.set(sh(2026, 11, 4, 10, 10))
+    staff_reply(app, number, "您好，我们正在处理。")
+
+    def targets(when) -> list[tuple[str, str]]:
+        return [(to, s.split("（")[1].split("）")[0]) for to, s in summary(sweep_and_send(app, smtp_sink, clock, when))
+                if "解决目标已超时" in s]
+
+    assert targets(sh(2026, 11, 4, 13, 59)) == []
+    assert targets(sh(2026, 11, 4, 14, 0)) == [(SUPERVISOR, "root_cause")]  # P1 root cause within 4 h
+    assert targets(sh(2026, 11, 4, 18, 0)) == [(SUPERVISOR, "workaround")]  # workaround within 8 h
+    clock.set(sh(2026, 11, 4, 19, 0))
+    staff_reply(app, number, "#status resolved\n已更换故障硬盘。")
+    assert targets(sh(2026, 11, 5, 10, 0)) == []  # the fix (24 h) was met: no notice
+    assert [n for _, n in events(app, number, "sla-breached") if n.startswith("resolution")] == [
+        "resolution:root_cause", "resolution:workaround"]
+
+
+# -- finding 3: a recurrence after closure --------------------------------------------------------
+
+
+def test_recurrence_after_closure_reopens_within_the_window_and_links_after_it(tmp_path, smtp_sink) -> None:
+    clock = Clock(sh(2026, 11, 4, 10, 0))
+    app = make_app(tmp_path, smtp_sink, clock)
+    number = ingest(app, mail(body=P1_TEXT))
+    deliver(app, smtp_sink)
+    _resolve_and_close(app, smtp_sink, clock, number)  # closed 11:00 on 4 November
+    clock.set(sh(2026, 11, 6, 9, 0))
+    assert ingest(app, mail(subject=f"Re: [{number}] 服务回访", body="又断网了，还是不能上网！")) == number
+    deliver(app, smtp_sink)
+    assert case_of(app, number).status == "open" and events(app, number, "reopened")
+    # The new round: the assignee at 30 min, the supervisor at 1 h, from the reopen.
+    assert escalated_to(sweep_and_send(app, smtp_sink, clock, sh(2026, 11, 6, 9, 30))) == [ENGINEER]
+    assert escalated_to(sweep_and_send(app, smtp_sink, clock, sh(2026, 11, 6, 10, 0))) == [SUPERVISOR]
+    clock.set(sh(2026, 11, 6, 10, 30))
+    staff_reply(app, number, "#status closed\n已更换光模块。")
+    # After the 14-day window the same words open a new case, linked to this one.
+    clock.set(sh(2026, 11, 21, 10, 0))
+    later = ingest(app, mail(subject=f"Re: [{number}] 服务回访", body="又断网了，还是不能上网！"))
+    assert later != number and case_of(app, later).linked_case_id == case_of(app, number).id
+    assert case_of(app, number).status == "closed"
+
+
+def test_a_new_assignee_is_the_one_the_engineer_step_reaches(tmp_path, smtp_sink) -> None:
+    clock = Clock(sh(2026, 11, 4, 10, 0))
+    staff = [*STAFF, {"name": "Li Na", "email": SECOND_ENGINEER, "role": "service-engineer"}]
+    app = make_app(tmp_path, smtp_sink, clock, staff=staff)
+    number = ingest(app, mail(body=P1_TEXT))
+    deliver(app, smtp_sink)
+    clock.set(sh(2026, 11, 4, 10, 10))
+    staff_reply(app, number, "#assign Li Na\n#note Li Na knows this customer")
+    assert case_of(app, number).assignee == SECOND_ENGINEER
+    assert escalated_to(sweep_and_send(app, smtp_sink, clock, sh(2026, 11, 4, 10, 30))) == [SECOND_ENGINEER]
+    assert escalated_to(sweep_and_send(app, smtp_sink, clock, sh(2026, 11, 4, 11, 0))) == [SUPERVISOR]
