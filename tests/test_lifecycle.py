@@ -369,3 +369,20 @@ def test_a_new_assignee_is_the_one_the_engineer_step_reaches(tmp_path, smtp_sink
     assert case_of(app, number).assignee == SECOND_ENGINEER
     assert escalated_to(sweep_and_send(app, smtp_sink, clock, sh(2026, 11, 4, 10, 30))) == [SECOND_ENGINEER]
     assert escalated_to(sweep_and_send(app, smtp_sink, clock, sh(2026, 11, 4, 11, 0))) == [SUPERVISOR]
+
+
+# -- finding 6/9: a number series per kind, year and month taken in the service's zone --------------
+
+
+def test_a_kind_with_its_own_monthly_series_numbered_in_beijing_time(tmp_path, smtp_sink) -> None:
+    clock = Clock(sh(2026, 11, 30, 23, 30))
+    app = make_app(tmp_path, smtp_sink, clock,
+                   policy={"kinds": {"complaint": {"number_format": "TS-{year}{month:02d}-{seq:04d}"}}})
+    complaint = "我要投诉你们的工程师，服务态度太差，多次催促没人理。"
+    assert ingest(app, mail(subject="投诉", body=complaint)) == "TS-202611-0001"
+    clock.set(sh(2026, 12, 1, 0, 30))  # still 30 November in UTC: December in Beijing
+    second = ingest(app, mail(sender="lisi@customer.cn", subject="投诉", body=complaint))
+    assert second == "TS-202612-0001"
+    assert ingest(app, mail(body=P1_TEXT)).startswith("SR-2026-")  # faults keep the service's series
+    # A reply naming the complaint's number threads onto it.
+    assert ingest(app, mail(sender="lisi@customer.cn", subject=f"Re: [{second}] 投诉", body="请尽快处理。")) == second
