@@ -160,3 +160,11 @@ def staff_reply(app: App, number: str, text: str, sender: str = ENGINEER, subjec
     raw = mail(sender, subject or f"Re: [{number}] 服务器宕机", text, to=signed)
     res = app.pipeline.ingest(Inbound(raw, SOURCE))
     assert res.outcome == "reply", res
+
+
+def cli_config(tmp_path: Path) -> Path:
+    """A casegate.toml for the command line on the database ``make_app`` used in ``tmp_path``."""
+    path = tmp_path / "casegate.toml"
+    path.write_text(f'[service]\naddress = "{SERVICE}"\ndata_dir = "{tmp_path}"\n'
+                    f'[database]\nurl = "sqlite:///casegate.db"\n', encoding="utf-8")
+    return path

@@ -23,7 +23,8 @@ from email.message import EmailMessage
 from typing import Any
 
 from sla_support import (
-    CUSTOMER, ENGINEER, MANAGER, SH, SUPERVISOR, Clock, case_of, ingest, mail, make_app, sh, staff_reply, timers_of,
+    CUSTOMER, ENGINEER, MANAGER, SH, SUPERVISOR, Clock, case_of, cli_config, ingest, mail, make_app, sh, staff_reply,
+    timers_of,
 )
 
 from casegate.daemon.cli import main
@@ -43,11 +44,8 @@ class Walk:
     def __init__(self, tmp_path, sink, start: datetime) -> None:
         self.clock = Clock(start)
         self.sink = sink
-        self.tmp_path = tmp_path
         self.app = make_app(tmp_path, sink, self.clock)
-        # The same database for the command line (``casegate --config ... cases timeline``).
-        self.config.write_text(f'[service]\naddress = "service@desk.example.cn"\n'
-                               f'[database]\nurl = "sqlite:///{tmp_path / "casegate.db"}"\n')
+        self.config = cli_config(tmp_path)  # the same database for ``casegate cases timeline``
         self.sent: list[tuple[str, str, str]] = []
         self.number = ""
 
@@ -101,9 +99,6 @@ class Walk:
             out.append((due.strftime("%m-%d %H:%M"), r["kind"], r["state"], r["to"]))
         return out
 
-    @property
-    def config(self):
-        return self.tmp_path / "casegate.toml"
 
 
 def _to(msg: EmailMessage) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sla_support import Clock, ingest, mail, make_app, sh
+from sla_support import Clock, cli_config, ingest, mail, make_app, sh
 from test_sla_lifecycle import test_p1_friday_evening_lifecycle as run_lifecycle
 
 from casegate.daemon.timekeeping.report import month_bounds, render_html
@@ -20,10 +20,7 @@ def test_monthly_report_of_that_history(tmp_path, smtp_sink, capsys) -> None:
     app = make_app(tmp_path, smtp_sink, Clock(sh(2026, 10, 20, 10, 0)))
     ingest(app, mail(sender="lisi@customer.cn", subject="投诉：服务太差", body="我要投诉，你们的服务很差，非常不满意。"))
     app.close()
-    (tmp_path / "casegate.toml").write_text(
-        f'[service]\naddress = "service@desk.example.cn"\ndata_dir = "{tmp_path}"\n'
-        f'[database]\nurl = "sqlite:///casegate.db"\n', encoding="utf-8")
-    cfg = str(tmp_path / "casegate.toml")
+    cfg = str(cli_config(tmp_path))
 
     assert main(["--config", cfg, "report", "--month", "2026-10", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -93,10 +90,7 @@ def test_report_counts_resolution_on_time_reopens_and_activities(tmp_path, smtp_
     clock.set(sh(2026, 11, 5, 12, 0))  # 26 h after opening: past P1's 24 h fix target
     staff_reply(app, slow, "#status resolved\n#call 20m 与客户确认恢复\n核心交换机已更换。")
     app.close()
-    (tmp_path / "casegate.toml").write_text(
-        f'[service]\naddress = "service@desk.example.cn"\ndata_dir = "{tmp_path}"\n'
-        f'[database]\nurl = "sqlite:///casegate.db"\n', encoding="utf-8")
-    cfg = str(tmp_path / "casegate.toml")
+    cfg = str(cli_config(tmp_path))
 
     assert main(["--config", cfg, "report", "--month", "2026-11", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
