@@ -24,6 +24,8 @@ class BatchCache:
     messages: dict[str, Message] | None = None
     # Customers by lower-case e-mail address.
     customers: dict[str, Customer] | None = None
+    # Customers by the e-mail domain they declare (the batch's senders' domains).
+    domains: dict[str, Customer] | None = None
     # Cases by number; ``checked`` are numbers known to name no stored case.
     cases: dict[str, Case] = field(default_factory=dict)
     checked_numbers: set[str] = field(default_factory=set)

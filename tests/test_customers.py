@@ -353,3 +353,21 @@ def test_the_linking_commands_in_chinese_and_a_bare_vendor() -> None:
     ctx.product_vendor = "Cisco"
     _, errors = cmdlib.validate(cmdlib.parse("#vendor"), ctx)
     assert "Cisco" in errors[0].reason_en and "未配置" in errors[0].reason_zh
+
+
+def test_colleagues_in_one_batch_are_the_customer_and_a_stranger_is_not(tmp_path, smtp_sink) -> None:
+    """The batch fast path reads declared domains with one query for all its new senders."""
+    clock = Clock(sh(2026, 10, 12, 10, 0))
+    app, _ = setup(tmp_path, smtp_sink, clock)
+    raws = [mail("王五 <wangwu@bank.example.cn>", "柜台打印机卡纸", "营业部打印机卡纸。"),
+            mail("赵六 <zhaoliu@BANK.example.cn>", "网银登录慢", "网银登录很慢。"),
+            mail("陌生人 <someone@elsewhere.example.com>", "咨询", "请问如何开户？")]
+    results = app.pipeline.ingest_batch([Inbound(raw, Source("imap-test", "imap")) for raw in raws])
+    assert [r.outcome for r in results] == ["new", "new", "new"]
+    customers = [facts(app, r.case_number)["customer"] for r in results]
+    assert customers[:2] == ["C001", "C001"] and customers[2] != "C001"
+    with app.db.session() as s:
+        names = set(s.execute(select(ContactPerson.name).join(Customer, ContactPerson.customer_id == Customer.id)
+                              .where(Customer.external_id == "C001")).scalars())
+    assert {"王五", "赵六"} <= names
+    app.close()

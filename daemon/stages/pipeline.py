@@ -48,6 +48,7 @@ from .sender import IdentifySender
 from .thread import Thread, Threader
 from ...parsers.message import ParsedMessage
 from ...rules import Classification
+from ...storage import customers as master
 from ...storage import repository as repo
 from ...storage.batch import batch_cache
 from ...storage.db import Database, DatabaseUnavailable
@@ -215,6 +216,8 @@ class Pipeline:
         parsed = [c.parsed for c in contexts if c.parsed is not None]
         emails = {m.sender_email for m in parsed if m.sender_email}
         cache.customers = repo.customers_by_emails(session, emails)
+        cache.domains = master.customers_by_domains(
+            session, {e.rpartition("@")[2] for e in emails if e.lower() not in cache.customers})
         repo.prefetch_recent_mails(session, {e.lower() for e in emails}, self.clock() - timedelta(hours=1))
         repo.prefetch_cases(session, [n for m in parsed for n in self.threader.numbers_in(m.subject)])
         # Case numbers are taken in one block per batch; the unused rest is

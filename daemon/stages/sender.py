@@ -113,7 +113,10 @@ class IdentifySender:
             return customer, person
         name = (parsed.from_.name if parsed.from_ and parsed.from_.name else email.partition("@")[0])[:200]
         # A new colleague at a domain declared for a customer is that customer.
-        colleagues = master.customer_by_domain(session, email.rpartition("@")[2])
+        domain = email.rpartition("@")[2].lower()
+        domains = batch_cache(session).domains
+        colleagues = (domains.get(domain) if domains is not None
+                      else master.customer_by_domain(session, domain))
         person = None
         if colleagues is not None:
             customer, person = colleagues, master.add_person(session, colleagues, name, email)
