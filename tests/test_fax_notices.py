@@ -116,7 +116,7 @@ def test_notice_wording_matches_the_channel(tmp_path) -> None:
     r = Renderer()
     base = dict(case=Case(), recipient_name="王", subject="宕机", status_label="处理中", progress="", progress_at="",
                 priority_label="紧急",
-                next_step="现场处理", next_update="", service_name="客服")
+                next_step="现场处理", next_update="", eta="", service_name="客服")
     by_fax = r.render("status_update", "zh", by_fax=True, **base).text
     by_mail = r.render("status_update", "zh", by_fax=False, **base).text
     assert "发送传真" in by_fax and "回复本邮件" not in by_fax
