@@ -109,6 +109,10 @@ def test_report_counts_resolution_on_time_reopens_and_activities(tmp_path, smtp_
     text = capsys.readouterr().out
     assert "reopened: 1" in text and "resolved on time: 50%" in text
     assert "activities onsite: 1 (90 min)" in text and "activities call: 1 (20 min)" in text
+    assert main(["--config", cfg, "report", "--month", "2026-11", "--format", "html"]) == 0
+    page = capsys.readouterr().out
+    assert "按时解决: <b>50%</b>" in page and "重开: <b>1</b>" in page
+    assert "<tr><td>onsite</td><td>1</td><td>90</td></tr>" in page
 
     # The case history shows the activities, in Beijing time (finding 9: not UTC).
     assert main(["--config", cfg, "cases", "show", fast]) == 0

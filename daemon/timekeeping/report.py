@@ -217,6 +217,10 @@ def render_html(data: dict[str, Any]) -> str:
         return (f"<table><tr><th>{first}</th><th>cases</th><th>on time</th><th>resolved</th>"
                 f"<th>satisfaction</th></tr>{rows}</table>")
 
+    acts = data.get("activities", {})
+    activities = ("<h2>Support activities / 支持活动</h2><table><tr><th>activity</th><th>count</th><th>minutes</th></tr>"
+                  + "".join(f"<tr><td>{esc(k)}</td><td>{a['count']}</td><td>{a['minutes']}</td></tr>"
+                            for k, a in acts.items()) + "</table>") if acts else ""
     longest = "".join(
         f"<tr><td>{esc(r['number'])}</td><td>{esc(r['priority'])}</td><td>{esc(r['status'])}</td>"
         f"<td>{r['hours']:.1f}</td><td>{r['escalations']}</td><td>{esc(r['subject'])}</td></tr>"
@@ -231,8 +235,11 @@ td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}td:first-child,t
 @media print{{body{{margin:0;max-width:none}}svg,table{{break-inside:avoid}}}}</style></head><body>
 <h1>服务月报 / Monthly service report {esc(data['month'])}</h1>
 <p>Generated {esc(data['generated_at'])}. Complaints / 投诉: <b>{data['complaints']}</b>.
-Escalation notices / 升级通知: <b>{data['escalations']}</b>.</p>
+Escalation notices / 升级通知: <b>{data['escalations']}</b>.
+Resolved on time / 按时解决: <b>{_pct(data['total'].get('resolution_on_time_rate'))}</b>.
+Reopened / 重开: <b>{data.get('reopened', 0)}</b>.</p>
 <div class="charts">{''.join(charts)}</div>
+{activities}
 <h2>By priority / 按优先级</h2>{table(pri, 'priority')}
 <h2>By category / 按类别</h2>{table(cat, 'category')}
 <h2>Longest cases / 耗时最长的案例</h2>
