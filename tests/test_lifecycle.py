@@ -153,6 +153,20 @@ def test_p2_friday_evening_escalates_the_same_evening(tmp_path, smtp_sink) -> No
     assert escalated_to(sweep_and_send(app, smtp_sink, clock, sh(2026, 10, 9, 19, 0))) == [ENGINEER]
 
 
+def test_p2_reported_during_national_day_escalates_that_day(tmp_path, smtp_sink) -> None:
+    clock = Clock(sh(2026, 10, 3, 10, 0))  # Saturday 3 October, a holiday
+    app = make_app(tmp_path, smtp_sink, clock)
+    number = ingest(app, mail(subject="系统性能严重下降", body=P2_TEXT))
+    assert case_of(app, number).priority == "P2"
+    deliver(app, smtp_sink)
+    assert escalated_to(sweep_and_send(app, smtp_sink, clock, sh(2026, 10, 3, 10, 59))) == []
+    assert escalated_to(sweep_and_send(app, smtp_sink, clock, sh(2026, 10, 3, 11, 0))) == [ENGINEER]
+    assert escalated_to(sweep_and_send(app, smtp_sink, clock, sh(2026, 10, 3, 12, 0))) == [SUPERVISOR]
+    at_two = sweep_and_send(app, smtp_sink, clock, sh(2026, 10, 3, 14, 0))
+    assert escalated_to(at_two) == [MANAGER]
+    assert any("处理进展通报" in s for _, s in summary(at_two))  # every 4 h, holiday or not
+
+
 def test_p4_promise_is_in_working_hours_with_the_real_deadline(tmp_path, smtp_sink) -> None:
     clock = Clock(sh(2026, 11, 4, 16, 0))  # Wednesday 16:00
     app = make_app(tmp_path, smtp_sink, clock)
