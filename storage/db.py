@@ -24,6 +24,10 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+# Session hooks every unit of work relies on: the case history written in
+# bulk (event_log) and the hot tables' keys handed out before a flush (ids).
+from . import event_log, ids  # noqa: F401
+
 log = logging.getLogger("casegate.storage")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
