@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from sqlalchemy import create_engine, func, select  # noqa: E402
 
 from casegate.storage.models import Message, OutboxMessage  # noqa: E402
+from daemon_imap import tree_cpu_seconds  # noqa: E402
 from daemon_proc import DaemonProcess, lease_holder_pid, wait_until  # noqa: E402
 from ingest_files import generate  # noqa: E402
 from servers.dovecot import DovecotServer  # noqa: E402
@@ -82,6 +83,7 @@ def run(k: int, messages: list[bytes], args: argparse.Namespace, pg: PostgresSer
             d.wait_for_log("casegate running", timeout=120)
         ready_s = time.perf_counter() - t0
         n = len(messages)
+        cpu_before = {d.proc.pid: sum(tree_cpu_seconds(d.proc.pid)) for d in daemons if d.proc is not None}
         t_first = time.perf_counter()
         with user.client() as c:
             for start in range(0, n, 250):
@@ -101,6 +103,9 @@ def run(k: int, messages: list[bytes], args: argparse.Namespace, pg: PostgresSer
         wait_until(lambda: user.count("INBOX") == 0 and user.count("Processed") == n,
                    timeout=900, interval=0.1, what="all messages processed")
         done_s = time.perf_counter() - t_first
+        fetcher = lease_holder_pid(url)
+        cpu = {pid: sum(tree_cpu_seconds(pid)) - before for pid, before in cpu_before.items()
+               if any(d.proc is not None and d.proc.pid == pid for d in daemons)}
         stored, acks = counts(url)
         sink.wait_for(acks, timeout=600)
         acked_s = time.perf_counter() - t_first
@@ -109,6 +114,12 @@ def run(k: int, messages: list[bytes], args: argparse.Namespace, pg: PostgresSer
                 f"=> {n / acked_s:5.0f} msg/s")
         if stall is not None:
             line += f"; kill -9 of the fetcher: mailbox still for {stall:.1f} s"
+        elif k > 1:  # what standing by costs (with --kill the first fetcher's CPU is gone with it)
+            others = sum(v for pid, v in cpu.items() if pid != fetcher)
+            line += (f"; CPU per message: fetcher {cpu.get(fetcher, 0.0) * 1000 / n:.2f} ms, "
+                     f"the {k - 1} others {others * 1000 / n:.2f} ms")
+        else:
+            line += f"; CPU per message {sum(cpu.values()) * 1000 / n:.2f} ms"
         print(line, flush=True)
     finally:
         for d in daemons:

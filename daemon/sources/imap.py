@@ -9,7 +9,11 @@ pipeline's dedupe answers "duplicate", so it is moved, not stored twice.
 
 Poison messages: before a batch is ingested, each message gets a keyword
 ``$CasegateTry<n>``. A message that already carries one was in a batch that
-never finished (the process died), so it is retried alone; after
+never finished (the process died). After one such death the messages of
+that batch are tried once more together (a daemon killed from outside
+leaves up to two batches behind, which would take long one by one); after
+two (or with ``max_attempts`` below 3, at once) each is retried alone, so
+one poison message cannot take its neighbours down with it; after
 ``max_attempts`` it is stored raw in quarantine and moved to
 ``failed_folder`` without being ingested again. The keywords live on the
 server, so this survives restarts without a table of UIDs.
@@ -287,9 +291,12 @@ class ImapSource:
                 done, pending = pending, (self._begin(fresh) if fresh else None)
                 if done is not None:
                     handled += self._finish(done)
-                # Messages that were in an unfinished batch go alone, so one
-                # poison message cannot take its neighbours down with it.
-                for msg in (m for m in fetched if m.attempts > 0):
+                # Messages of an unfinished batch: once more together, then alone.
+                again = [m for m in fetched if m.attempts == 1 and self.cfg.max_attempts > 2]
+                if again and not self.stop.is_set():
+                    handled += self._finish(self._begin(again))
+                retried = {m.uid for m in again}
+                for msg in (m for m in fetched if m.attempts > 0 and m.uid not in retried):
                     if self.stop.is_set():
                         break
                     if msg.attempts >= self.cfg.max_attempts:
