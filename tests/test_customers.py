@@ -136,6 +136,14 @@ def test_import_is_idempotent_all_or_nothing_and_exports_what_it_read(tmp_path, 
     code, out, _ = cli("--config", str(config), "customers", "import", str(toml))
     assert code == 0 and "added" in out and "1 customer" in out
 
+    # --dry-run counts what would change and saves nothing.
+    moved = tmp_path / "moved.csv"
+    moved.write_text(CSV.replace("广州数据中心三楼", "广州数据中心四楼"), encoding="utf-8")
+    code, out, _ = cli("--config", str(config), "customers", "import", str(moved), "--dry-run", "--json")
+    assert code == 0 and json.loads(out)["changed"] == {"product": 1}
+    shown = json.loads(cli("--config", str(config), "customers", "show", "C001", "--json")[1])
+    assert shown["products"][0]["site"] == "广州数据中心三楼"
+
     # One field at a time.
     code, out, _ = cli("--config", str(config), "customers", "set", "product", "SN-OLD-02", "warranty_end", "2028-01-01")
     assert code == 0 and "2025-06-30 -> 2028-01-01" in out
