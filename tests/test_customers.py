@@ -379,3 +379,27 @@ def test_colleagues_in_one_batch_are_the_customer_and_a_stranger_is_not(tmp_path
                               .where(Customer.external_id == "C001")).scalars())
     assert {"王五", "赵六"} <= names
     app.close()
+
+
+def test_an_address_learned_from_mail_is_taken_over_and_another_customers_is_refused(tmp_path, smtp_sink) -> None:
+    clock = Clock(sh(2026, 10, 12, 10, 0))
+    app, config = setup(tmp_path, smtp_sink, clock)
+    # 钱七 wrote before anyone imported them: a customer record learned from mail.
+    before = ingest(app, mail("qian@school.example.cn", "投影仪无法开机", "教室投影仪无法开机。"))
+    assert facts(app, before)["customer"] is None
+    school = tmp_path / "school.csv"
+    school.write_text(HEADER + "customer,C005,,杭州某学校,,,,,,,,,,,,,,,,,\n"
+                      "contact,C005,C005-1,钱七,,,qian@school.example.cn,,,zh,yes,,,,,,,,,,\n", encoding="utf-8")
+    code, out, _ = cli("--config", str(config), "customers", "import", str(school))
+    assert code == 0 and "changed 1 address" in out  # taken over, not duplicated
+    after = ingest(app, mail("qian@school.example.cn", "投影仪又坏了", "教室投影仪又无法开机。"))
+    assert (facts(app, after)["customer"], facts(app, after)["person"]) == ("C005", "钱七")
+
+    # An address of another imported customer is a conflict: reported by line, nothing imported.
+    thief = tmp_path / "thief.csv"
+    thief.write_text(HEADER + "customer,C006,,某公司,,,,,,,,,,,,,,,,,\n"
+                     f"contact,C006,C006-1,假张三,,,{ZHANG},,,,,,,,,,,,,,\n", encoding="utf-8")
+    code, _, err = cli("--config", str(config), "customers", "import", str(thief))
+    assert code == 65 and f"{thief}:3: email {ZHANG} belongs to another customer" in err
+    assert cli("--config", str(config), "customers", "show", "C006")[0] == 1
+    app.close()
