@@ -33,6 +33,9 @@ class BatchCache:
     # queued by this transaction.
     recent_mails: dict[str, int] | None = None
     queued_to: dict[str, list[OutboxMessage]] = field(default_factory=dict)
+    # Round robin: an ordering key of each engineer's newest assignment (the
+    # stored "assigned" event's id; this batch's own assignments above them).
+    assignments: dict[str, int] = field(default_factory=dict)
     # Case numbers reserved in blocks (see numbering.reserve_case_numbers).
     number_block: int = 0
     number_blocks: dict[str, list[int]] = field(default_factory=dict)

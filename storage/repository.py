@@ -265,14 +265,32 @@ def inbound_attachments(session: Session, case: Case) -> list[Attachment]:
 
 
 def last_assignments(session: Session, emails: Sequence[str]) -> dict[str, int]:
-    """For each address, the id of its newest "assigned" event (round robin)."""
-    session.flush()
-    stmt = (
-        select(Event.new, func.max(Event.id))
-        .where(Event.action == "assigned", Event.new.in_(list(emails)))
-        .group_by(Event.new)
-    )
-    return {email: int(last) for email, last in session.execute(stmt).all()}
+    """For each address, an ordering key of its newest assignment (round robin): the id
+    of its newest stored "assigned" event, or a higher number for one this
+    transaction made (``note_assignment``).
+
+    Each address is read from the database once per transaction; without
+    that, every new case of a batch flushed the batch and wrote its history
+    early, only to learn whom the batch itself had just assigned.
+    """
+    known = batch_cache(session).assignments
+    missing = [e for e in emails if e not in known]
+    if missing:
+        stmt = (
+            select(Event.new, func.max(Event.id))
+            .where(Event.action == "assigned", Event.new.in_(missing))
+            .group_by(Event.new)
+        )
+        stored = {email: int(last) for email, last in session.execute(stmt).all()}
+        for email in missing:
+            known[email] = stored.get(email, 0)
+    return {e: known[e] for e in emails if known[e]}
+
+
+def note_assignment(session: Session, email: str) -> None:
+    """Record that this transaction assigned a case to ``email`` (newest of all)."""
+    known = batch_cache(session).assignments
+    known[email] = max(known.values(), default=0) + 1
 
 
 # ---------------------------------------------------------------- vendor cases

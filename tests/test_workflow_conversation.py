@@ -186,3 +186,14 @@ def test_secret_is_generated_once_with_private_permissions(app, tmp_path, smtp_s
     again = make_app(tmp_path, smtp_sink)
     again.close()
     assert path.read_text() == first
+
+
+def test_round_robin_inside_one_batch_and_after_it(app, smtp_sink) -> None:
+    """A batch assigns in turn without reading its own history back; the next batch goes on from it."""
+    raws = [mail(subject=f"第{i}台服务器宕机", body="服务器宕机，业务中断。", sender=f"b{i}@customer.cn")
+            for i in range(5)]
+    first = app.pipeline.ingest_batch([Inbound(raw, SOURCE) for raw in raws])
+    second = app.pipeline.ingest_batch([Inbound(mail(subject="打印机卡纸", body="打印机卡纸。",
+                                                     sender="b9@customer.cn"), SOURCE)])
+    assignees = [load(app, r.case_number).assignee for r in [*first, *second]]
+    assert assignees == [ENGINEER, ENGINEER2, ENGINEER, ENGINEER2, ENGINEER, ENGINEER2]

@@ -389,6 +389,8 @@ def change(session: Session, policy: Policy, case: Case, what: str, value: str |
     elif what == "assignee":
         old, case.assignee = case.assignee, value
         action = "assigned"
+        if value:
+            repo.note_assignment(session, value)  # the round robin counts it
     else:
         raise LifecycleError(f"cannot change {what}")
     case.updated_at = now

@@ -188,6 +188,7 @@ class Workflow:
         old, case.assignee = case.assignee, chosen.email
         repo.add_event(session, case, now, "system", "assigned", old=old, new=chosen.email,
                        detail={"reason": "round-robin", "queue": case.queue})
+        repo.note_assignment(session, chosen.email)
         return chosen
 
     # ------------------------------------------------------------ notifications
