@@ -58,6 +58,16 @@ def add_event(
     session.info.setdefault(_KEY, []).append(_Pending(where, case, row))
 
 
+def newest_pending(session: Session, case: Case, action: str) -> Event | None:
+    """The newest event ``action`` of ``case`` added but not yet written (a
+    detached copy), so a reader of one case's newest event need not write
+    the whole batch's history, and flush its rows, to find it."""
+    for p in reversed(session.info.get(_KEY) or ()):
+        if p.case is case and p.row["action"] == action:
+            return Event(case_id=case.id, **p.row)
+    return None
+
+
 def write_pending_events(session: Session) -> None:
     """Insert the events added so far, in the order they were added."""
     pending: list[_Pending] | None = session.info.pop(_KEY, None)
@@ -77,8 +87,15 @@ def _within(transaction: SessionTransaction | None, ended: SessionTransaction) -
     return False
 
 
+#: Execution option of a query that has looked at the pending events itself
+#: (``newest_pending``) and needs only what is stored.
+PENDING_CHECKED = "casegate_pending_events_checked"
+
+
 @sa_event.listens_for(Session, "do_orm_execute")
 def _before_reading(state: ORMExecuteState) -> None:
+    if state.execution_options.get(PENDING_CHECKED):
+        return
     if state.session.info.get(_KEY) and any(t is EVENT_TABLE for t in find_tables(state.statement, include_joins=True)):
         write_pending_events(state.session)
 

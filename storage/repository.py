@@ -13,7 +13,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from .batch import batch_cache
-from .event_log import add_event  # noqa: F401 - part of this module's API (repo.add_event)
+from .event_log import PENDING_CHECKED, add_event, newest_pending  # noqa: F401 - add_event: part of this module's API (repo.add_event)
 from .models import (
     Case,
     Customer,
@@ -215,11 +215,16 @@ def quarantine_by_sha(session: Session, sha256: str) -> Quarantine | None:
 
 def last_event(session: Session, case: Case, action: str) -> Event | None:
     """The newest event ``action`` of ``case`` (e.g. "fax-received", "classified")."""
+    pending = newest_pending(session, case, action)  # newer than any stored one
+    if pending is not None:
+        return pending
     stmt = (
         select(Event).where(Event.case_id == case.id, Event.action == action)
         .order_by(Event.id.desc()).limit(1)
+        .execution_options(**{PENDING_CHECKED: True})  # none pending matches: the stored newest is it
     )
-    return session.execute(stmt).scalars().first()
+    with session.no_autoflush:  # events are written apart from the ORM's rows: a flush adds none
+        return session.execute(stmt).scalars().first()
 
 
 def inbound_messages(session: Session, case: Case) -> list[Message]:

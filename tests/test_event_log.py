@@ -85,3 +85,19 @@ def test_a_rolled_back_transaction_writes_no_event(db: Database) -> None:
         repo.add_event(s, None, NOW, "a", "no-case")  # an event of no case is kept too
     with db.transaction() as s:
         assert s.execute(select(Event.action)).scalars().all() == ["no-case"]
+
+
+def test_the_newest_event_of_a_case_is_found_pending_or_stored(db: Database) -> None:
+    with db.transaction() as s:
+        case = _case("SR-2026-000001")
+        s.add(case)
+        repo.add_event(s, case, NOW, "rules", "classified", new="P3", detail={"n": 1})
+    with db.transaction() as s:
+        case = s.execute(select(Case)).scalar_one()
+        assert repo.last_event(s, case, "classified").detail == '{"n": 1}'  # stored
+        repo.add_event(s, case, NOW, "rules", "classified", new="P1", detail={"n": 2})
+        assert repo.last_event(s, case, "classified").new == "P1"  # pending, newer
+        assert repo.last_event(s, case, "assigned") is None
+    with db.transaction() as s:
+        case = s.execute(select(Case)).scalar_one()
+        assert repo.last_event(s, case, "classified").detail == '{"n": 2}'
