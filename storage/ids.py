@@ -26,10 +26,10 @@ from typing import Any
 from sqlalchemy import event as sa_event, func, select, text
 from sqlalchemy.orm import Session, UOWTransaction
 
-from .models import Attachment, Case, Customer, CustomerContact, Message, OutboxMessage
+from .models import Attachment, Case, CaseTimer, Customer, CustomerContact, Message, OutboxMessage
 
 #: The tables a stored message adds rows to.
-HOT_MODELS = (Customer, CustomerContact, Case, Message, Attachment, OutboxMessage)
+HOT_MODELS = (Customer, CustomerContact, Case, Message, Attachment, OutboxMessage, CaseTimer)
 
 
 def _next_keys(session: Session, model: type, count: int) -> list[int]:

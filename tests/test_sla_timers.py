@@ -16,10 +16,10 @@ from sla_support import (
     CUSTOMER, ENGINEER, MANAGER, SUPERVISOR, Clock, case_of, deliver, events, ingest, mail, make_app, sh,
     staff_reply, sweep_and_send, timers_of,
 )
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 
-from casegate.storage.models import OutboxMessage
+from casegate.storage.models import CaseTimer, OutboxMessage
 
 P2_TEXT = "系统性能严重下降，部分功能故障。"
 
@@ -195,12 +195,27 @@ def test_two_daemons_send_each_notice_once(tmp_path, smtp_sink, postgres) -> Non
     app_b.close()
 
 
+def test_a_new_case_is_planned_in_its_own_commit(tmp_path, smtp_sink) -> None:
+    """The clock starts with the case: its timers are there before any sweep, and the sweep adds none."""
+    clock = Clock(sh(2026, 10, 9, 10, 0))
+    app = make_app(tmp_path, smtp_sink, clock)
+    number = ingest(app, mail(body="核心服务器宕机，业务全部中断"))
+    planned = {(t.kind, t.step): t.due_at for t in timers_of(app, number)}
+    assert planned[("first_response", 0)] == sh(2026, 10, 9, 10, 30)  # P1: 30 minutes, 7x24
+    assert ("escalation", 1) in planned
+    assert app.sweep(clock.now).planned == 0
+    assert {(t.kind, t.step): t.due_at for t in timers_of(app, number)} == planned
+    app.close()
+
+
 def test_one_sweep_plans_a_backlog_larger_than_its_batch(tmp_path, smtp_sink) -> None:
-    """At hundreds of new cases a second the sweep must plan them all, batch by batch."""
+    """Cases without a plan (older than planning at opening) are planned by one sweep, batch by batch."""
     clock = Clock(sh(2026, 10, 9, 10, 0))
     app = make_app(tmp_path, smtp_sink, clock)
     numbers = [ingest(app, mail(sender=f"user{i}@customer.cn", body=f"第{i}号机房的核心服务器宕机，业务中断"))
                for i in range(7)]
+    with app.db.transaction() as s:  # as a database from before planning at opening holds them
+        s.execute(delete(CaseTimer))
     report = app.sweep(clock.now, batch=3)  # three rounds: 3 + 3 + 1 cases
     for number in numbers:
         assert {t.kind for t in timers_of(app, number)} >= {"first_response", "escalation"}

@@ -16,6 +16,7 @@ from ..config import ServiceConfig
 from ..fax.intake import FaxIntake
 from ..timekeeping.aftercare import Aftercare, reopen_case
 from ..timekeeping.desk import Desk
+from ..timekeeping.lifecycle import plan_opened
 from ..timekeeping.vendors import vendor_replied
 from ..workflow.conversation import Workflow
 from ..directory.roles import AUTOMATION, CUSTOMER, THIRD_PARTY, VENDOR, VENDOR_NUMBER, may
@@ -129,6 +130,7 @@ class ApplyToCase:
         ctx.message = self.store_message(session, ctx, case)
         ctx.settle("new")
         self.fax.record(session, case, ctx.message, parsed)
+        plan_opened(session, self.desk.policy, case)  # its clock starts with it, in the same commit
 
     # ------------------------------------------------------------ the row
 

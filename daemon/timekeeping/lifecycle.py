@@ -328,15 +328,38 @@ def _with_update_since(facts: Facts, now: datetime) -> Facts:
     return Facts(**{**facts.__dict__, "update_since": now})
 
 
-def _insert(session: Session, case: Case, p: Planned, existing: list[CaseTimer]) -> CaseTimer | None:
-    cycle = 1 + max((t.cycle for t in existing if t.kind == p.kind and t.step == p.step), default=-1)
+def _detail(p: Planned) -> dict[str, Any]:
     detail = dict(p.detail)
     if p.reason:
         detail["reason"] = p.reason
     if p.to:
         detail["to"] = p.to
+    return detail
+
+
+def _insert(session: Session, case: Case, p: Planned, existing: list[CaseTimer]) -> CaseTimer | None:
+    cycle = 1 + max((t.cycle for t in existing if t.kind == p.kind and t.step == p.step), default=-1)
     return timers.add_timer(session, case, p.kind, step=p.step, cycle=cycle, anchor_at=p.anchor, due_at=p.due,
-                            detail=detail)
+                            detail=_detail(p))
+
+
+def plan_opened(session: Session, policy: Policy, case: Case) -> int:
+    """Give a case opened in this transaction its timers; how many.
+
+    Nothing needs reading back: the case has no timers, no reopen and no
+    reply yet, and no other writer can see it before the commit, so the
+    timers are added as plain rows of the batch (no conflict to guard). A
+    sweep no longer has to find and plan each new case (a few queries and
+    a savepoint per timer, more work than storing the message itself).
+    """
+    policy = policy.for_contract(case.contract_level)
+    facts = Facts(status=case.status, priority=case.priority, kind=policy.kind_of(case.category, case.route),
+                  opened_at=case.opened_at, round_start=case.opened_at)
+    wanted = plan(policy, facts, case.opened_at)
+    for p in wanted:
+        timers.add_new_case_timer(session, case, p.kind, step=p.step, anchor_at=p.anchor, due_at=p.due,
+                                  detail=_detail(p))
+    return len(wanted)
 
 
 # ---------------------------------------------------------------- transitions and changes

@@ -66,6 +66,25 @@ def add_timer(
     return timer if store.insert_timer(session, timer) else None
 
 
+def add_new_case_timer(
+    session: Session,
+    case: Case,
+    kind: str,
+    *,
+    step: int,
+    anchor_at: datetime,
+    due_at: datetime,
+    detail: dict[str, Any] | None = None,
+) -> CaseTimer:
+    """A timer of a case opened in this transaction (no other writer can plan it)."""
+    timer = CaseTimer(
+        case=case, kind=kind, cycle=0, step=step, anchor_at=anchor_at, due_at=due_at,
+        detail=json.dumps(detail, ensure_ascii=False) if detail is not None else None,
+    )
+    session.add(timer)
+    return timer
+
+
 def detail_of(timer: CaseTimer) -> dict[str, Any]:
     return json.loads(timer.detail) if timer.detail else {}
 
