@@ -160,6 +160,7 @@ class Daemon:
 
     async def _start_sources(self) -> None:
         app = self.app
+        app.parse_pool.start()  # the first mail after a start need not wait for a parser to import
         for src in effective_sources(self.config):
             status = SourceStatus(app.db, src.name, src.kind, app.clock, metrics=self.metrics,
                                   allowed_silence=allowed_silence(src))

@@ -128,6 +128,10 @@ class _Worker:
     # ------------------------------------------------------------ the feeder
 
     def _run(self) -> None:
+        try:
+            self._spawn()  # ready before the first batch: a new process takes a second to import
+        except (OSError, ValueError, EOFError):
+            self._kill()  # the first batch tries again
         while True:
             job = self.jobs.get()
             if job is None:
@@ -196,6 +200,11 @@ class ParsePool:
         with self._lock:
             while len(self._feeders) < self.workers:
                 self._feeders.append(_Worker(self._jobs, self.timeout, len(self._feeders) + 1, self.parse))
+
+    def start(self) -> None:
+        """Start the worker processes now (the daemon, at start), not with the first batch."""
+        if self.workers > 0:
+            self._ensure_started()
 
     def submit(self, raws: Sequence[bytes], envelope_froms: Sequence[str | None] | None = None) -> Parsing:
         """Start parsing ``raws``; ``.result()`` gives one outcome per message.
