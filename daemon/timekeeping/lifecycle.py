@@ -357,8 +357,8 @@ def plan_opened(session: Session, policy: Policy, case: Case) -> int:
                   opened_at=case.opened_at, round_start=case.opened_at)
     wanted = plan(policy, facts, case.opened_at)
     for p in wanted:
-        timers.add_new_case_timer(session, case, p.kind, step=p.step, anchor_at=p.anchor, due_at=p.due,
-                                  detail=_detail(p))
+        timers.add_timer(session, case, p.kind, step=p.step, anchor_at=p.anchor, due_at=p.due, detail=_detail(p),
+                         new_case=True)
     return len(wanted)
 
 

@@ -57,32 +57,23 @@ def add_timer(
     due_at: datetime,
     cycle: int = 0,
     detail: dict[str, Any] | None = None,
+    new_case: bool = False,
 ) -> CaseTimer | None:
-    """Insert one timer; None when another writer already planned it."""
+    """Insert one timer; None when another writer already planned it.
+
+    ``new_case``: the case was opened in this transaction, so no other writer
+    can plan it; the timer is a plain row of the batch (no conflict to guard).
+    """
     timer = CaseTimer(
-        case_id=case.id, kind=kind, cycle=cycle, step=step, anchor_at=anchor_at, due_at=due_at,
+        kind=kind, cycle=cycle, step=step, anchor_at=anchor_at, due_at=due_at,
         detail=json.dumps(detail, ensure_ascii=False) if detail is not None else None,
     )
+    if new_case:
+        timer.case = case
+        session.add(timer)
+        return timer
+    timer.case_id = case.id
     return timer if store.insert_timer(session, timer) else None
-
-
-def add_new_case_timer(
-    session: Session,
-    case: Case,
-    kind: str,
-    *,
-    step: int,
-    anchor_at: datetime,
-    due_at: datetime,
-    detail: dict[str, Any] | None = None,
-) -> CaseTimer:
-    """A timer of a case opened in this transaction (no other writer can plan it)."""
-    timer = CaseTimer(
-        case=case, kind=kind, cycle=0, step=step, anchor_at=anchor_at, due_at=due_at,
-        detail=json.dumps(detail, ensure_ascii=False) if detail is not None else None,
-    )
-    session.add(timer)
-    return timer
 
 
 def detail_of(timer: CaseTimer) -> dict[str, Any]:
