@@ -176,10 +176,21 @@ def events_of(session: Session, case_ids: Sequence[int], actions: Sequence[str])
     return list(session.execute(stmt).scalars())
 
 
-def cases_in(session: Session, statuses: Sequence[str], limit: int) -> list[Case]:
-    stmt = (select(Case).where(Case.status.in_(list(statuses))).order_by(Case.id).limit(limit)
+def cases_in(session: Session, statuses: Sequence[str], limit: int, after_id: int = 0) -> list[Case]:
+    """Cases in ``statuses`` with an id above ``after_id``, by id, locked (others skip them)."""
+    stmt = (select(Case).where(Case.status.in_(list(statuses)), Case.id > after_id).order_by(Case.id).limit(limit)
             .with_for_update(skip_locked=True, of=Case))
     return list(session.execute(stmt).scalars())
+
+
+POLICY_IN_FORCE = "policy-in-force"
+
+
+def policy_in_force(session: Session) -> str | None:
+    """The fingerprint of the policy open cases were last re-planned under (None: never)."""
+    stmt = (select(Event.new).where(Event.case_id.is_(None), Event.action == POLICY_IN_FORCE)
+            .order_by(Event.id.desc()).limit(1))
+    return session.execute(stmt).scalar()
 
 
 def scored_since(session: Session, case: Case, since: datetime) -> bool:

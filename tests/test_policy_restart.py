@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from casegate.daemon.inbound import Inbound, Source
+from casegate.daemon.timekeeping.scheduler import replan_open_cases
 from casegate.storage.models import CaseTimer
 from helpers import make_app, mail
 
@@ -33,5 +34,39 @@ def test_a_new_policy_replans_open_cases_at_start(tmp_path: Path) -> None:
         assert app.replan_open_cases(app.clock()) >= 1
         (after,) = first_response_due(app, number)
         assert after > before
+    finally:
+        app.close()
+
+
+def test_a_start_under_the_same_policy_replans_nothing_and_a_change_replans_every_batch(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    numbers = [app.pipeline.ingest(Inbound(mail(subject=f"打印机卡纸 {i}", body="三楼打印机偶尔卡纸。",
+                                                 sender=f"u{i}@customer.cn"), SRC)).case_number for i in range(5)]
+    assert app.replan_if_policy_changed(app.clock()) is not None  # the first start records the policy
+    app.close()
+    app = make_app(tmp_path)  # restarted, same policy: nothing to re-plan
+    try:
+        assert app.replan_if_policy_changed(app.clock()) is None
+    finally:
+        app.close()
+    app = make_app(tmp_path, policy={"P3": {"first_response": "8h"}, "P4": {"first_response": "8h"}})
+    try:
+        before = {n: first_response_due(app, n) for n in numbers}
+        assert app.replan_if_policy_changed(app.clock()) == 5
+        after = {n: first_response_due(app, n) for n in numbers}
+        assert all(a[0] > b[0] for a, b in zip(after.values(), before.values()))
+        assert app.replan_if_policy_changed(app.clock()) is None  # recorded: the next start is quick
+    finally:
+        app.close()
+
+
+def test_replanning_goes_through_every_open_case_in_batches(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    numbers = [app.pipeline.ingest(Inbound(mail(subject=f"打印机卡纸 {i}", body="三楼打印机偶尔卡纸。",
+                                                 sender=f"v{i}@customer.cn"), SRC)).case_number for i in range(5)]
+    app.close()
+    app = make_app(tmp_path, policy={"P3": {"first_response": "8h"}, "P4": {"first_response": "8h"}})
+    try:
+        assert replan_open_cases(app.desk, app.db, app.clock(), batch=2) == len(numbers)
     finally:
         app.close()

@@ -34,7 +34,7 @@ from ..timekeeping.aftercare import Aftercare
 from ..timekeeping.desk import Desk
 from ..timekeeping.policy import Policy, PolicyError
 from ..timekeeping.report_mail import ReportConfig
-from ..timekeeping.scheduler import SweepReport, replan_open_cases, run_sweeps
+from ..timekeeping.scheduler import SweepReport, replan_if_policy_changed, replan_open_cases, run_sweeps
 from ..timekeeping.settings import SchedulerConfig
 from ..workflow.conversation import Workflow
 from .mailer import make_transport
@@ -119,6 +119,10 @@ class App:
     def replan_open_cases(self, now: datetime) -> int:
         """Re-plan open cases against the policy in force (at start: it may have changed)."""
         return replan_open_cases(self.desk, self.db, now)
+
+    def replan_if_policy_changed(self, now: datetime) -> int | None:
+        """At start: re-plan the open cases if the policy changed since they were planned (None: it did not)."""
+        return replan_if_policy_changed(self.desk, self.db, now)
 
     def sweep(self, now: datetime, *, batch: int | None = None) -> SweepReport:
         """One run of the SLA sweeps at ``now`` (the scheduler's job)."""

@@ -248,9 +248,11 @@ class Daemon:
             event_loop.add_signal_handler(sig, self.request_stop)
         event_loop.add_signal_handler(signal.SIGHUP, self.reload)
         await asyncio.to_thread(self.app.outbox.recover)
-        replanned = await asyncio.to_thread(self.app.replan_open_cases, self.app.clock())
-        if replanned:
-            log.info("policy: re-planned the timers of %d open case(s)", replanned)
+        replanned = await asyncio.to_thread(self.app.replan_if_policy_changed, self.app.clock())
+        if replanned is None:
+            log.info("policy: unchanged since the open cases were planned")
+        else:
+            log.info("policy: new or changed; re-planned the timers of %d open case(s)", replanned)
         calendar = self.app.policy.calendar
         for warning in calendar.warnings(self.app.clock().astimezone(calendar.tz).date()):
             log.warning("%s", warning)  # a year without 调休 gets SLA times wrong: loud, at every start

@@ -65,6 +65,7 @@ so what the file shows is what the desk works.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -277,6 +278,12 @@ class Policy:
     # level -> priority -> the merged PriorityPolicy.
     contract_levels: Mapping[str, Mapping[str, PriorityPolicy]] = field(
         default_factory=lambda: MappingProxyType({}))
+
+    def fingerprint(self) -> str:
+        """A short digest of the whole policy: the daemon re-plans open cases at
+        start only when it differs from the one their timers were planned under."""
+        text = repr(replace(self, calendar=WorkCalendar())) + self.calendar.identity()
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
     @classmethod
     def default(cls) -> Policy:

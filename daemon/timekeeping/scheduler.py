@@ -30,6 +30,8 @@ from sqlalchemy.orm import Session
 from . import aftercare, lifecycle, sla, timers, vendors
 from .customers import send_due_customer_reports
 from .desk import Desk
+from ...storage import repository as repo
+from ...storage import timers as store
 from ...storage.db import Database
 from ...storage.models import Case, CaseTimer
 
@@ -90,12 +92,30 @@ def _plan(desk: Desk, db: Database, now: datetime, batch: int, report: SweepRepo
 
 
 def replan_open_cases(desk: Desk, db: Database, now: datetime, *, batch: int = 500) -> int:
-    """Re-plan every unfinished case against ``desk.policy`` (after the policy changed)."""
-    changed = 0
+    """Re-plan every unfinished case against ``desk.policy``, batch by batch; how many changed."""
+    changed, after = 0, 0
+    while True:
+        with db.transaction() as s:
+            cases = timers.unfinished_cases(s, batch, after)
+            for case in cases:
+                result = lifecycle.replan(s, desk.policy, case, now, cause="policy")
+                changed += int(bool(result["added"] or result["cancelled"]))
+            after = cases[-1].id if cases else after
+        if len(cases) < batch:
+            return changed
+
+
+def replan_if_policy_changed(desk: Desk, db: Database, now: datetime) -> int | None:
+    """At start: re-plan the open cases when the policy in force is not the one
+    they were planned under (None: it is, nothing to do). Re-planning every
+    open case at every start made a start of a large desk take minutes."""
+    fingerprint = desk.policy.fingerprint()
     with db.transaction() as s:
-        for case in timers.unfinished_cases(s, batch):
-            result = lifecycle.replan(s, desk.policy, case, now, cause="policy")
-            changed += int(bool(result["added"] or result["cancelled"]))
+        if store.policy_in_force(s) == fingerprint:
+            return None
+    changed = replan_open_cases(desk, db, now)
+    with db.transaction() as s:
+        repo.add_event(s, None, now, "system", store.POLICY_IN_FORCE, new=fingerprint)
     return changed
 
 

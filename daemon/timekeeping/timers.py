@@ -161,6 +161,6 @@ def newest_sent(session: Session, case: Case, kinds: Iterable[str]) -> CaseTimer
     return store.newest_sent(session, case, list(kinds))
 
 
-def unfinished_cases(session: Session, limit: int) -> list[Case]:
-    """Cases not yet closed, locked for re-planning."""
-    return store.cases_in(session, ("new", "open", "pending", "pending-vendor", "resolved"), limit)
+def unfinished_cases(session: Session, limit: int, after_id: int = 0) -> list[Case]:
+    """Cases not yet closed (ids above ``after_id``), locked for re-planning."""
+    return store.cases_in(session, ("new", "open", "pending", "pending-vendor", "resolved"), limit, after_id)

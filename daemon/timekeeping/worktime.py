@@ -320,6 +320,11 @@ class WorkCalendar:
             self.official._key(),
         )
 
+    def identity(self) -> str:
+        """A stable text of everything that decides working time (for the policy's fingerprint)."""
+        tz, hours, country, holidays, workdays, (years, off, adjusted) = self._key()
+        return repr((tz, hours, country, sorted(holidays), sorted(workdays), sorted(years), off, adjusted))
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, WorkCalendar):
             return NotImplemented
