@@ -121,6 +121,10 @@ def event_to(current: str, target: str) -> str:
 
 # ---------------------------------------------------------------- the plan (pure)
 
+#: Raise when ``plan`` changes what it plans for the same policy: open cases
+#: are then re-planned at the next start, as after a change of policy.
+PLANNING_REVISION = 1
+
 
 @dataclass(frozen=True)
 class Facts:

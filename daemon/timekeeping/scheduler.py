@@ -109,7 +109,7 @@ def replan_if_policy_changed(desk: Desk, db: Database, now: datetime) -> int | N
     """At start: re-plan the open cases when the policy in force is not the one
     they were planned under (None: it is, nothing to do). Re-planning every
     open case at every start made a start of a large desk take minutes."""
-    fingerprint = desk.policy.fingerprint()
+    fingerprint = f"{desk.policy.fingerprint()}/{lifecycle.PLANNING_REVISION}"
     with db.transaction() as s:
         if store.policy_in_force(s) == fingerprint:
             return None
