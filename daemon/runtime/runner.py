@@ -160,7 +160,6 @@ class Daemon:
 
     async def _start_sources(self) -> None:
         app = self.app
-        app.parse_pool.start()  # the first mail after a start need not wait for a parser to import
         for src in effective_sources(self.config):
             status = SourceStatus(app.db, src.name, src.kind, app.clock, metrics=self.metrics,
                                   allowed_silence=allowed_silence(src))
@@ -180,6 +179,9 @@ class Daemon:
             else:
                 self.loops.append(source_loop(SpoolSource(src, self.config, app.pipeline, status,
                                                           self._on_ingested), self.metrics))
+        # Every source is up (a refused configuration stopped us before any
+        # child process existed): the first mail need not wait for a parser to import.
+        app.parse_pool.start()
 
     def _start_ops(self) -> None:
         """The `/metrics`, `/healthz`, `/readyz` listener, when ``[metrics]`` enables it."""
