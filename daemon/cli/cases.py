@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .common import EX_NOTFOUND, EX_OK, AddCommand, app_of, for_terminal as safe, no_traceback
+from .common import EX_NOTFOUND, EX_OK, AddCommand, app_of, case_or_say, for_terminal as safe, no_traceback
 from .timeline import register_timeline
 from ...storage import repository as repo
 from ...storage.models import Case
@@ -99,9 +98,8 @@ def cmd_cases_list(args: argparse.Namespace) -> int:
 def cmd_cases_show(args: argparse.Namespace) -> int:
     app = app_of(args)
     with app.db.session() as s:
-        case = repo.load_case(s, args.number)
+        case = case_or_say(s, args.number)
         if case is None:
-            print(f"casegate: no case {args.number}", file=sys.stderr)
             return EX_NOTFOUND
         data = case_dict(case, full=True)
     if args.json:

@@ -22,9 +22,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from ..config import Config, ConfigError, load_config
 from ..runtime.app import App
+from ...storage import repository as repo
 from ...storage.db import DatabaseUnavailable
+from ...storage.models import Case
 
 EX_OK = 0
 EX_NOTFOUND = 1
@@ -71,6 +75,14 @@ def config_of(args: argparse.Namespace) -> Config:
 
 def app_of(args: argparse.Namespace) -> App:
     return App(config_of(args))
+
+
+def case_or_say(session: Session, number: str) -> Case | None:
+    """The case numbered ``number``, or None after saying on stderr that there is none."""
+    case = repo.load_case(session, number)
+    if case is None:
+        print(f"casegate: no case {for_terminal(number)}", file=sys.stderr)
+    return case
 
 
 def no_traceback(command: Command) -> Command:

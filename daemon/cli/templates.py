@@ -15,8 +15,7 @@ from pathlib import Path
 
 from ..notify.settings import TemplatesConfig
 from ..notify.template_check import VARIABLES, check_templates, sample_context
-from .common import EX_DATAERR, EX_NOTFOUND, EX_OK, AddCommand, app_of, config_of
-from ...storage import repository as repo
+from .common import EX_DATAERR, EX_NOTFOUND, EX_OK, AddCommand, app_of, case_or_say, config_of
 
 
 def cmd_templates_check(args: argparse.Namespace) -> int:
@@ -43,9 +42,8 @@ def cmd_templates_preview(args: argparse.Namespace) -> int:
     lang = args.lang
     if args.case:
         with app.db.session() as s:
-            case = repo.load_case(s, args.case)
+            case = case_or_say(s, args.case)
             if case is None:
-                print(f"casegate: no case {args.case}", file=sys.stderr)
                 return EX_NOTFOUND
             lang = lang or case.language
             context.update(app.notifier.case_fields(case, app.notifier.renderer.language(lang)))

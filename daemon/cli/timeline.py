@@ -9,12 +9,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .common import EX_NOTFOUND, EX_OK, AddCommand, app_of, config_of
+from .common import EX_NOTFOUND, EX_OK, AddCommand, app_of, case_or_say, config_of
 from .policy_calendar import register_calendar
 from ..runtime.app import load_policy
 from ..timekeeping import lifecycle
 from ..timekeeping.policy import PRIORITIES
-from ...storage import repository as repo
 
 EX_USAGE = 64
 
@@ -31,9 +30,8 @@ def _print(rows: list[dict[str, Any]], tz: str, as_json: bool) -> None:
 def cmd_timeline(args: argparse.Namespace) -> int:
     app = app_of(args)
     with app.db.session() as s:
-        case = repo.load_case(s, args.number)
+        case = case_or_say(s, args.number)
         if case is None:
-            print(f"casegate: no case {args.number}", file=sys.stderr)
             return EX_NOTFOUND
         rows = lifecycle.timeline(s, case)
     _print(rows, app.config.service.timezone, args.json)
