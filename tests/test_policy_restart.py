@@ -23,6 +23,13 @@ def first_response_due(app, number):
                                                             CaseTimer.done_at.is_(None))]
 
 
+def open_p3_cases(app, count: int, tag: str) -> list[str]:
+    """``count`` new P3 cases from different customers; their numbers."""
+    return [app.pipeline.ingest(Inbound(mail(subject=f"打印机卡纸 {i}", body="三楼打印机偶尔卡纸。",
+                                             sender=f"{tag}{i}@customer.cn"), SRC)).case_number
+            for i in range(count)]
+
+
 def test_a_new_policy_replans_open_cases_at_start(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     number = app.pipeline.ingest(Inbound(mail(subject="打印机卡纸", body="三楼打印机偶尔卡纸。"), SRC)).case_number
@@ -40,8 +47,7 @@ def test_a_new_policy_replans_open_cases_at_start(tmp_path: Path) -> None:
 
 def test_a_start_under_the_same_policy_replans_nothing_and_a_change_replans_every_batch(tmp_path: Path) -> None:
     app = make_app(tmp_path)
-    numbers = [app.pipeline.ingest(Inbound(mail(subject=f"打印机卡纸 {i}", body="三楼打印机偶尔卡纸。",
-                                                 sender=f"u{i}@customer.cn"), SRC)).case_number for i in range(5)]
+    numbers = open_p3_cases(app, 5, "u")
     assert app.replan_if_policy_changed(app.clock()) is not None  # the first start records the policy
     app.close()
     app = make_app(tmp_path)  # restarted, same policy: nothing to re-plan
@@ -62,8 +68,7 @@ def test_a_start_under_the_same_policy_replans_nothing_and_a_change_replans_ever
 
 def test_replanning_goes_through_every_open_case_in_batches(tmp_path: Path) -> None:
     app = make_app(tmp_path)
-    numbers = [app.pipeline.ingest(Inbound(mail(subject=f"打印机卡纸 {i}", body="三楼打印机偶尔卡纸。",
-                                                 sender=f"v{i}@customer.cn"), SRC)).case_number for i in range(5)]
+    numbers = open_p3_cases(app, 5, "v")
     app.close()
     app = make_app(tmp_path, policy={"P3": {"first_response": "8h"}, "P4": {"first_response": "8h"}})
     try:
