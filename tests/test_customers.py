@@ -403,3 +403,19 @@ def test_an_address_learned_from_mail_is_taken_over_and_another_customers_is_ref
     assert code == 65 and f"{thief}:3: email {ZHANG} belongs to another customer" in err
     assert cli("--config", str(config), "customers", "show", "C006")[0] == 1
     app.close()
+
+
+def test_master_data_commands_from_the_customer_or_a_stranger_change_nothing(tmp_path, smtp_sink) -> None:
+    """#customer, #product and #lang are engineers' commands: the customer's own
+    reply, or a stranger who knows the case number, cannot relink or relabel the case."""
+    clock = Clock(sh(2026, 10, 12, 10, 0))
+    app, _ = setup(tmp_path, smtp_sink, clock)
+    number = ingest(app, mail(ZHANG, "网银系统无法登录", "网银系统无法登录，客户无法办理业务。"))
+    before = facts(app, number)
+    assert (before["customer"], before["language"]) == ("C001", "zh")
+    commands = "#customer C002\n#product SN-OLD-02\n#lang en\n#客户 C002\n#语言 英文"
+    for sender in (ZHANG, "attacker@evil.example.com"):
+        ingest(app, mail(sender, f"Re: [{number}] 网银系统无法登录", commands))
+        assert facts(app, number) == before, sender
+    assert not [e for e in events(app, number) if e[0] in ("product-linked", "customer-linked", "language")]
+    app.close()
