@@ -20,6 +20,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased, make_transient_to_detached
 
 from .models import Case, CaseTimer, Event, SurveyResponse
+from .row_buffer import buffer_row, buffered, write_buffered
+
+TIMER_TABLE = CaseTimer.__table__
+
+
+def buffer_new_case_timer(session: Session, case: Case, **row: object) -> None:
+    """A timer of a case opened in this transaction, as a plain row of the
+    batch: nobody else can have planned it, so there is no conflict to guard
+    (written by storage/row_buffer.py before any reader and at commit)."""
+    buffer_row(session, TIMER_TABLE, {"done_at": None, "outcome": None, **row}, case)
 
 
 def insert_timer(session: Session, timer: CaseTimer) -> bool:
@@ -30,6 +40,8 @@ def insert_timer(session: Session, timer: CaseTimer) -> bool:
     a flush per timer, which made planning a new case cost more than storing
     it. The row is then attached to the session as the persistent object.
     """
+    if next(buffered(session, TIMER_TABLE), None) is not None:
+        write_buffered(session)  # a new case's timers first: the unique key must see them
     if timer.case_id is None:  # a case not flushed yet: the ORM orders the rows
         try:
             with session.begin_nested():

@@ -59,19 +59,19 @@ def add_timer(
     detail: dict[str, Any] | None = None,
     new_case: bool = False,
 ) -> CaseTimer | None:
-    """Insert one timer; None when another writer already planned it.
+    """Insert one timer; None when another writer already planned it (or
+    when it is a new case's timer, which is only buffered).
 
     ``new_case``: the case was opened in this transaction, so no other writer
-    can plan it; the timer is a plain row of the batch (no conflict to guard).
+    can plan it; the timer is a plain row written in bulk with the batch (no
+    conflict to guard, no object to build: see storage/row_buffer.py).
     """
-    timer = CaseTimer(
-        kind=kind, cycle=cycle, step=step, anchor_at=anchor_at, due_at=due_at,
-        detail=json.dumps(detail, ensure_ascii=False) if detail is not None else None,
-    )
+    encoded = json.dumps(detail, ensure_ascii=False) if detail is not None else None
     if new_case:
-        timer.case = case
-        session.add(timer)
-        return timer
+        store.buffer_new_case_timer(session, case, kind=kind, cycle=cycle, step=step, anchor_at=anchor_at,
+                                    due_at=due_at, detail=encoded)
+        return None
+    timer = CaseTimer(kind=kind, cycle=cycle, step=step, anchor_at=anchor_at, due_at=due_at, detail=encoded)
     timer.case_id = case.id
     return timer if store.insert_timer(session, timer) else None
 
