@@ -213,12 +213,16 @@ class Notifier:
 
     def _queue(self, session: Session, letter: Letter, mail: Outgoing, rcpts: list[str], body: str) -> None:
         text = letter.record_text if letter.record_text is not None else body
+        # Every column the inbound rows set is set here too: the ORM inserts
+        # a run of rows in one statement only while their column sets match,
+        # and a batch alternates inbound messages with these records.
         record = Message(
-            direction="out", message_id=mail.message_id, in_reply_to=mail.in_reply_to,
-            references=mail.references, from_addr=self.service.address,
-            to_addrs=",".join(rcpts), cc_addrs=mail.cc, subject=mail.subject,
+            direction="out", message_id=mail.message_id, in_reply_to=mail.in_reply_to or "",
+            references=mail.references or "", from_addr=self.service.address, from_name="",
+            to_addrs=",".join(rcpts), cc_addrs=mail.cc or "", subject=mail.subject,
             date=letter.now, text=text, new_text=text, raw=None,  # the rendered bytes live in the outbox row
-            source="outbox", kind=letter.kind, created_at=letter.now,
+            source="outbox", kind=letter.kind, role="", is_auto_reply=False, is_bounce=False,
+            created_at=letter.now,
         ) if letter.case is not None else None
         # Stored in wire form (CRLF): SMTP relays need it, and smtplib sends bytes as they are.
         repo.queue_outgoing(session, case=letter.case, kind=letter.kind, message_id=mail.message_id,
