@@ -111,7 +111,7 @@ class App:
         classifier = Classifier(self.rules, config.classification, self.policy, self.fax)
         stages = build_stages(config.service, self.desk, self.workflow, aftercare, self.fax, threader, classifier)
         self.pipeline = Pipeline(self.db, Intake(self.blobs, self.fax), stages, threader, classifier, clock,
-                                 metrics=self.metrics)
+                                 metrics=self.metrics, before_batch=(self.desk.notifier.renderer.refresh,))
         self.parse_pool = ParsePool(config.service.parse_workers, config.service.parse_timeout.total_seconds())
         self.transport = make_transport(config.outgoing, config.resolve(config.outgoing.maildir))
         self.outbox = OutboxWorker(self.db, self.transport, config.outgoing, clock)

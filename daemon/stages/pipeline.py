@@ -104,8 +104,11 @@ class Pipeline:
         classifier: Classifier,
         clock: Callable[[], datetime] = utcnow,
         metrics: Metrics | None = None,
+        before_batch: Sequence[Callable[[], None]] = (),
     ) -> None:
         self.db = db
+        # Called as each batch starts, e.g. to pick up edited templates.
+        self.before_batch = tuple(before_batch)
         self.metrics = metrics if metrics is not None else Metrics()
         self.intake = intake
         self.stages = list(stages)
@@ -129,6 +132,8 @@ class Pipeline:
         caller must keep the messages and retry.
         """
         started = time.perf_counter()
+        for hook in self.before_batch:
+            hook()
         if parsed is None:
             parsed = [parse_outcome(item.raw) for item in items]
         contexts = [self.intake.prepare(item, outcome) for item, outcome in zip(items, parsed)]
