@@ -1,6 +1,6 @@
 """How well the rules classify realistic customer mail.
 
-Usage: python bench/classify.py [--set tuning|held-out|held-out-2|held-out-3|held-out-4|held-out-5|held-out-6|all] [--rules FOLDER] [--show]
+Usage: python bench/classify.py [--set tuning|held-out|held-out-2|...|held-out-6|set-7-tuning|set-7-held-aside|all] [--rules FOLDER] [--show]
 
 Classifies the labelled mail in tests/data/classification/ (the tuning set
 the shipped rules were tuned on, and the held-out sets kept aside; see the
@@ -27,7 +27,11 @@ SETS = {
     "held-out-4": DATA / "held-out-4.toml",
     "held-out-5": DATA / "held-out-5.toml",
     "held-out-6": DATA / "held-out-6.toml",
+    "set-7-tuning": DATA / "set-7-tuning.toml",
+    "set-7-held-aside": DATA / "set-7-held-aside.toml",
 }
+# Measured only when named: kept aside until the rules are final (README).
+NOT_IN_ALL = {"set-7-held-aside"}
 
 
 def main() -> None:
@@ -38,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     rules = load_rules(args.rules)
     print(f"rules: {len(rules)} rules, {rules.keyword_count} keywords from {rules.folder}")
-    names = [n for n in SETS if SETS[n].exists()] if args.set == "all" else [args.set]
+    names = [n for n in SETS if SETS[n].exists() and n not in NOT_IN_ALL] if args.set == "all" else [args.set]
     for name in names:
         print()
         print(format_measurement(measure(rules, load_labelled(SETS[name]), name), show_wrong=args.show))
