@@ -41,12 +41,12 @@ class Renderer:
     and, for customer mail, an HTML part from the same data.
 
     An admin's folder (``[templates] dir``) overrides the shipped templates
-    file by file. Edits apply without a restart: Jinja2 checks a file's
-    modification time when it is looked up, and a looked-up template is
-    reused without that check for at most ``RECHECK_SECONDS`` or until
-    ``refresh`` (the pipeline calls it at the start of every batch, so the
-    next batch's mail uses an edited template). Three ``stat`` calls per
-    mail were 5% of the cost of storing one.
+    file by file. Edits apply without a restart: the loaded templates (and
+    those they include) are checked for a changed file at most once every
+    ``RECHECK_SECONDS``, and at the first use after ``refresh`` (the
+    pipeline calls it as every batch starts, so the next batch's mail uses
+    an edited template). Jinja2's own check, a ``stat`` per template and
+    include at every use, was 5% of the cost of storing a message.
     """
 
     RECHECK_SECONDS = 1.0
@@ -61,32 +61,31 @@ class Renderer:
             autoescape=False,  # plain-text mail; the HTML layout escapes explicitly
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
-            auto_reload=True,
+            auto_reload=False,  # checked here, at most once a second (_check_for_edits)
         )
         self.env.globals["service"] = {"name": "", "hotline": "", "address": "", "signature": "", **(service or {})}
         self.default_language = default_language
         self.override = override
         self._override_seen = self._override_signature()
-        self._recent: dict[str, tuple[jinja2.Template, float]] = {}
         self._checked_at = time.monotonic()
 
     def refresh(self) -> None:
         """Look for edited templates at the next use (not only once a second)."""
-        self._recent = {}
         self._checked_at = 0.0
+
+    def _check_for_edits(self) -> None:
+        """Drop the loaded templates when a file changed (included ones too)."""
+        self._follow_override()
+        cache = self.env.cache
+        if cache is not None and any(not t.is_up_to_date for t in list(cache.values())):
+            cache.clear()
 
     def _template(self, name: str) -> jinja2.Template:
         now = time.monotonic()
         if now - self._checked_at >= self.RECHECK_SECONDS:
             self._checked_at = now
-            self._recent = {}
-            self._follow_override()
-        hit = self._recent.get(name)
-        if hit is not None:
-            return hit[0]
-        template = self.env.get_template(name)
-        self._recent[name] = (template, now)
-        return template
+            self._check_for_edits()
+        return self.env.get_template(name)
 
     def _override_signature(self) -> tuple[int, ...]:
         """When a file appears in or leaves the admin's folder, its folders'
