@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from casegate.daemon.inbound import Inbound, Source
@@ -174,6 +175,42 @@ def test_the_lease_of_a_dead_process_on_this_host_is_taken_at_once(tmp_path: Pat
         gone = SourceLease(app.db, "imap-main", holder=f"{socket.gethostname()}:{int(dead.stdout)}:cc")
         assert gone.acquire()
         assert SourceLease(app.db, "imap-main").acquire()
+    finally:
+        app.close()
+
+
+def test_a_holder_that_cannot_reach_the_mailbox_hands_the_lease_to_a_peer_that_can(
+        tmp_path: Path, dovecot_user, monkeypatch) -> None:
+    """The first daemon takes the lease but its IMAP connection is refused (its
+    network, say): it gives the lease up, and the peer that can reach the
+    mailbox fetches, instead of standing by behind a heartbeat that never works."""
+    for i in range(2):
+        dovecot_user.append("INBOX", mail(subject=f"交接 {i}", sender=f"h{i} <h{i}@customer.cn>"))
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    section = {"name": "imap-main", "kind": "imap", "host": dovecot_user.host, "port": dovecot_user.port,
+               "tls": "none", "user": dovecot_user.name, "password_env": "CG_TEST_IMAP_PASSWORD", "idle": False,
+               "timeout": "5s"}
+    monkeypatch.setenv("CG_TEST_IMAP_PASSWORD", dovecot_user.password)
+    app = App(make_config(tmp_path, sources=[section]))
+    cut_off = make_config(tmp_path, sources=[{**section, "port": closed_port}]).sources[0]
+    try:
+        status = SourceStatus(app.db, "imap-main", "imap", app.clock)
+        a = ImapSource(cut_off, app.pipeline, status,
+                       lease=SourceLease(app.db, "imap-main", holder="host-a.example:101:aa"))
+        b = ImapSource(app.config.sources[0], app.pipeline, status,
+                       lease=SourceLease(app.db, "imap-main", holder="host-b.example:202:bb"))
+        with pytest.raises(OSError):
+            a.step()  # took the free lease, could not connect
+        assert not a.lease.held()
+        try:
+            assert b.step() is True  # took the lease and fetched
+        finally:
+            b.release()
+        assert b.lease.held() and dovecot_user.count("Processed") == 2
+        with app.db.session() as s:
+            assert s.execute(select(func.count(Case.id))).scalar_one() == 2
     finally:
         app.close()
 

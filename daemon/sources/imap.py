@@ -211,15 +211,35 @@ class ImapSource:
             self.status.alive()
             self.stop.wait(STANDBY_POLL)
             return True
-        if self.client is None:
-            self.client = self.connect()
         try:
+            if self.client is None:
+                self.client = self.connect()
             if self.drain():
                 return True
             return self.wait_for_mail()
         except LeaseLost as exc:
             log.warning("%s; standing by", exc)
             return True
+        except Exception:
+            self._hand_over()
+            raise
+
+    def _hand_over(self) -> None:
+        """After a failed step, give the lease up so that a peer may try.
+
+        A holder that cannot reach the mailbox from where it runs (its network,
+        its credentials file) would otherwise keep the lease alive with its
+        heartbeats and the mailbox would wait for it. Peers look at the lease
+        every ``STANDBY_POLL`` seconds, sooner than this daemon retries (its
+        loop backs off), so one that can do the work takes it over; when none
+        can, the lease just passes round at the pace of the retries.
+        """
+        if self.lease is None:
+            return
+        try:
+            self.lease.release()  # nothing when it is not ours
+        except Exception:  # the database is away as well: the lease runs out by itself
+            log.debug("source=%s could not release the lease", self.cfg.name, exc_info=True)
 
     def _check_lease(self) -> None:
         """Before touching the folder (fetch and mark, move): raise LeaseLost unless ours."""
