@@ -218,6 +218,10 @@ _REASONS: dict[str, str] = {
     "log": "in a pasted log line",
     "redundant": "redundancy lost, service runs",
     "backup_power": "backup power lost",
+    "marketing": "marketing copy",
+    "hearsay": "someone else's, heard of",
+    "boilerplate": "a signature's standing text",
+    "account": "account work (a password)",
 }
 
 
