@@ -4,6 +4,8 @@ kept raw while the rest of its batch goes on."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import signal
 import time
@@ -12,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from casegate.daemon.sources.parse_pool import ParsePool
-from casegate.daemon.stages.intake import ParseOutcome, parse_outcome
+from casegate.daemon.stages.intake import ParseOutcome, parse_and_keep_attachments, parse_outcome
+from casegate.storage.blobs import BlobStore
 
 DATA = Path(__file__).parent / "data" / "mail"
 
@@ -97,3 +100,20 @@ def test_a_message_over_budget_is_stopped_and_the_batch_goes_on(position: int) -
     assert others == [parse_outcome(r) for i, r in enumerate(raws) if i != position]
     assert elapsed < 1.0 + 10  # the budget plus a fresh worker's start, never the endless parse
     assert pids_before  # a fresh worker took over
+
+
+def test_workers_write_the_attachments_to_the_blob_store_before_the_outcome_returns(tmp_path: Path) -> None:
+    """The daemon's pool (App) parses with parse_and_keep_attachments: every
+    attachment is a durable blob by the time the storing thread sees the
+    outcome, which then finds it in place instead of writing it."""
+    raw = (DATA / "attachment_names.eml").read_bytes()
+    blobs = BlobStore(tmp_path / "attachments")
+    pool = ParsePool(1, parse=functools.partial(parse_and_keep_attachments, str(blobs.root)))
+    try:
+        (outcome,) = pool.results(pool.submit([raw]), [raw])
+    finally:
+        pool.close()
+    assert not isinstance(outcome, str) and outcome.attachments
+    for att in outcome.attachments:
+        path = blobs.path_for(hashlib.sha256(att.content).hexdigest())
+        assert path.read_bytes() == att.content

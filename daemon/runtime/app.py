@@ -9,6 +9,7 @@ the pipeline's intake and stages, then the outbox that sends.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from ..notify.notifier import Notifier
 from ..notify.settings import TemplatesConfig
 from ..notify.recipients import CustomerFinder
 from ..stages.classify import Classifier
-from ..stages.intake import Intake
+from ..stages.intake import Intake, parse_and_keep_attachments
 from ..stages.pipeline import Pipeline, build_stages
 from ..stages.thread import Threader
 from ..timekeeping.aftercare import Aftercare
@@ -112,7 +113,9 @@ class App:
         stages = build_stages(config.service, self.desk, self.workflow, aftercare, self.fax, threader, classifier)
         self.pipeline = Pipeline(self.db, Intake(self.blobs, self.fax), stages, threader, classifier, clock,
                                  metrics=self.metrics, before_batch=(self.desk.notifier.renderer.refresh,))
-        self.parse_pool = ParsePool(config.service.parse_workers, config.service.parse_timeout.total_seconds())
+        # Workers parse and also write the attachments (intake.parse_and_keep_attachments).
+        self.parse_pool = ParsePool(config.service.parse_workers, config.service.parse_timeout.total_seconds(),
+                                    parse=functools.partial(parse_and_keep_attachments, str(self.blobs.root)))
         self.transport = make_transport(config.outgoing, config.resolve(config.outgoing.maildir))
         self.outbox = OutboxWorker(self.db, self.transport, config.outgoing, clock)
 

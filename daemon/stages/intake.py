@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from pathlib import Path
 
 from ..fax.intake import FaxIntake
 from ..inbound import Inbound
@@ -35,6 +36,26 @@ def parse_outcome(raw: bytes, envelope_from: str | None = None) -> ParseOutcome:
         return f"cannot parse: {exc.reason}"
     except Exception as exc:  # a parser bug must not lose the message
         return f"parser error: {type(exc).__name__}: {exc}"
+
+
+def parse_and_keep_attachments(blob_root: str, raw: bytes, envelope_from: str | None = None) -> ParseOutcome:
+    """``parse_outcome``, then the attachments written to the blob store.
+
+    Run in a parse worker process (daemon/sources/parse_pool.py): hashing,
+    writing and fsyncing attachments there takes that work off the daemon's
+    storing thread (the GIL's one core) onto the other. ``Intake.prepare``
+    then finds each blob in place (content addressing) and only checks it.
+    A write that fails here is tried again there, where it is reported.
+    """
+    outcome = parse_outcome(raw, envelope_from)
+    if not isinstance(outcome, str) and outcome.attachments:
+        store = BlobStore(Path(blob_root))
+        try:
+            for att in outcome.attachments:
+                store.put(att.content)
+        except OSError:
+            pass
+    return outcome
 
 
 def envelope_sender(inbound: Inbound) -> str | None:
