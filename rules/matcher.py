@@ -654,7 +654,10 @@ class RuleSet:
         rule_priority = rule.actions.priority
         found: tuple[str | None, str, str] | None = None  # (priority, list, word)
         for name, lowered in ctx.discounts:
-            word = self._marker(self._lists[name], hits, segs, clause, start)
+            cl = self._lists[name]
+            word = self._marker(cl, hits, segs, clause, start)
+            if word is None and f == "subject" and cl.reach == "message":
+                word = self._marker_in_body(cl, scan)
             if word is None:
                 continue
             if found is None or _less_severe(lowered, found[0]):
@@ -669,7 +672,7 @@ class RuleSet:
         return _HitOutcome(start, end, f, label, True, lowered, name, word, clause)
 
     def _marker(
-        self, cl: _CompiledList, hits: _Hits, segs: _Segments, clause: tuple[int, int], start: int
+        self, cl: _CompiledList, hits: _Hits, segs: _Segments, clause: tuple[int, int] | None, start: int
     ) -> str | None:
         """The word of list ``cl`` that applies to the hit at ``start``.
 
@@ -677,7 +680,8 @@ class RuleSet:
         reach) unless an ``except`` word stands in the list word's clause,
         the hit's clause or between them; a list with ``with`` words needs
         one of them in the list word's clause.  For "question", a clause
-        ending in '?' counts as a word.
+        ending in '?' counts as a word.  ``clause`` None: the hit is in
+        another field (only the list word's own clause is read).
         """
         asks = cl.name == "question"
         if cl.words.absent(hits) and not asks:
@@ -694,11 +698,21 @@ class RuleSet:
             mark = segs.clause(s)
             if cl.with_ and _first_in(hits, cl.with_, *mark) is None:
                 continue
-            if not _cancelled(inside, cl, min(mark[0], clause[0]), max(mark[1], clause[1])):
+            lo_, hi_ = mark if clause is None else (min(mark[0], clause[0]), max(mark[1], clause[1]))
+            if not _cancelled(inside, cl, lo_, hi_):
                 return word
-        if asks and segs.asks(clause[1]) and not _cancelled(inside, cl, *clause):
+        if asks and clause is not None and segs.asks(clause[1]) and not _cancelled(inside, cl, *clause):
             return "?"
         return None
+
+    def _marker_in_body(self, cl: _CompiledList, scan: _Scan) -> str | None:
+        """The word of a list reaching the whole message, looked for in the
+        body for a hit in the subject: the subject is a title, the body
+        tells whether the rest runs or the report was taken back ("电信专线
+        中断" over "暂时没有影响业务")."""
+        if "body" not in self._automata:
+            return None
+        return self._marker(cl, scan.hits("body"), scan.segments("body"), None, 0)
 
     def _has_near(
         self, ctx: Context, literal: _WordSet, neg_literal: _WordSet, hits: _Hits, segs: _Segments,

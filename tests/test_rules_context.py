@@ -464,6 +464,19 @@ def test_a_keyword_in_subject_and_body_is_read_in_the_body(tmp_path: Path) -> No
     assert prio(rs, "请尽快派人", subject="服务器宕机") == "P1"
 
 
+def test_a_subject_hit_reads_message_lists_in_the_body(tmp_path: Path) -> None:
+    # The subject is a title: whether the rest runs is told in the body.
+    rs = ruleset(tmp_path, CLASSES)
+    result = run(rs, "SD-WAN的电信线路断了，其他线路正常。", subject="ERP连不上")
+    assert result.priority == "P2"
+    (m,) = result.matches
+    assert (m.field, m.discounted, m.because) == ("subject", "others_fine", "其他")
+    # ... and an except word in the body's clause still cancels it
+    assert prio(rs, "其他的也不正常", subject="ERP连不上") == "P1"
+    # lists of a narrower reach stay in the subject
+    assert prio(rs, "万一停电怎么办", subject="ERP连不上") == "P1"
+
+
 def test_reach_message_and_with_are_checked(tmp_path: Path) -> None:
     errors = check_folder(_folder(tmp_path, '[lists.x]\nzh = ["a"]\nreach = "page"\n'))
     assert any("'reach' must be" in e.reason and "message" in e.reason for e in errors)
