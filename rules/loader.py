@@ -65,7 +65,7 @@ _RULE_KEYS = frozenset(
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$", re.IGNORECASE)
 _LIST_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _LIST_KEYS = frozenset({"words", "except", "not_in", "with", "reach", "description"})
-REACHES = ("clause", "sentence", "message")
+REACHES = ("clause", "sentence", "before", "message")
 # "{登|连|付}不了": one written word standing for each alternative in braces.
 _BRACES = re.compile(r"\{([^{}]*)\}")
 SKIP = "skip"  # if_<list> = "skip": the hit does not count at all
@@ -190,7 +190,7 @@ class _FileParser:
             for key, value in spec.items():
                 if key == "reach":
                     if value not in REACHES:
-                        self.error(line, f"word list {name!r}: 'reach' must be \"clause\", \"sentence\" or \"message\"")
+                        self.error(line, f"word list {name!r}: 'reach' must be \"clause\", \"sentence\", \"before\" or \"message\"")
                     elif entry.reach is not None and entry.reach[0] != value:
                         self.error(line, f"word list {name!r}: reach {value!r} differs from "
                                          f"{entry.reach[0]!r} in {entry.reach[1]}:{entry.reach[2]}")

@@ -305,6 +305,11 @@ class _Segments:
     def span(self, reach: str, pos: int) -> tuple[int, int]:
         if reach == "message":
             return (0, len(self.text))
+        if reach == "before":
+            # the sentence up to the hit: a log mark ("ORA-", "[ERROR]")
+            # heads the line it marks; one after the customer's words
+            # ("crashed: 'ORA-00600'") quotes an error in prose
+            return (self._around(pos, True)[0], pos)
         return self._around(pos, reach == "sentence")
 
     def asks(self, end: int) -> bool:

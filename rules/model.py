@@ -84,7 +84,8 @@ class WordList:
     them is not a hit.  ``with_``: when set, a list word counts only with
     one of these in its own clause ("其他" + "正常": the rest works).
     ``reach``: how far from a keyword the list is looked for, "clause"
-    (between commas), "sentence" or "message" (anywhere in the field).
+    (between commas), "sentence", "before" (the sentence up to the
+    keyword) or "message" (anywhere in the field).
     """
 
     name: str

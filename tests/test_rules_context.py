@@ -477,6 +477,16 @@ def test_a_subject_hit_reads_message_lists_in_the_body(tmp_path: Path) -> None:
     assert prio(rs, "万一停电怎么办", subject="ERP连不上") == "P1"
 
 
+def test_reach_before_reads_the_sentence_up_to_the_hit(tmp_path: Path) -> None:
+    # A log mark heads the line it marks; an error code quoted after the
+    # customer's own words does not make them a log line.
+    rs = ruleset(tmp_path, CLASSES + '[lists.log]\nreach = "before"\nen = ["ora-", "[error]"]\n'
+                 + '\n[[rule]]\nname = "crash"\nany = ["crashed"]\nif_log = "P3"\npriority = "P1"\n')
+    assert prio(rs, "The ERP database crashed: 'ORA-00600 internal error'.") == "P1"
+    assert prio(rs, "2026-03-09 22:41:07 [ERROR] ORA-00600: instance crashed") == "P3"
+    assert prio(rs, "[ERROR] something happened. The ERP database crashed.") == "P1"  # another sentence
+
+
 def test_reach_message_and_with_are_checked(tmp_path: Path) -> None:
     errors = check_folder(_folder(tmp_path, '[lists.x]\nzh = ["a"]\nreach = "page"\n'))
     assert any("'reach' must be" in e.reason and "message" in e.reason for e in errors)
