@@ -223,6 +223,7 @@ _REASONS: dict[str, str] = {
     "hearsay": "someone else's, heard of",
     "boilerplate": "a signature's standing text",
     "account": "account work (a password)",
+    "wish": "a wish for a next version",
 }
 
 
