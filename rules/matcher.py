@@ -661,8 +661,8 @@ class RuleSet:
         for name, lowered in ctx.discounts:
             cl = self._lists[name]
             word = self._marker(cl, hits, segs, clause, start)
-            if word is None and f == "subject" and cl.reach == "message":
-                word = self._marker_in_body(cl, scan)
+            if word is None and f in _PROSE and cl.reach == "message":
+                word = self._marker_in_other(cl, scan, f)
             if word is None:
                 continue
             if found is None or _less_severe(lowered, found[0]):
@@ -710,14 +710,16 @@ class RuleSet:
             return "?"
         return None
 
-    def _marker_in_body(self, cl: _CompiledList, scan: _Scan) -> str | None:
+    def _marker_in_other(self, cl: _CompiledList, scan: _Scan, f: str) -> str | None:
         """The word of a list reaching the whole message, looked for in the
-        body for a hit in the subject: the subject is a title, the body
-        tells whether the rest runs or the report was taken back ("电信专线
-        中断" over "暂时没有影响业务")."""
-        if "body" not in self._automata:
+        other prose field (subject or body): the message is both, so the
+        body tells whether the rest runs under a subject "电信专线中断"
+        ("暂时没有影响业务"), and a subject "Please ignore my last email"
+        takes back the body's report."""
+        other = "body" if f == "subject" else "subject"
+        if other not in self._automata:
             return None
-        return self._marker(cl, scan.hits("body"), scan.segments("body"), None, 0)
+        return self._marker(cl, scan.hits(other), scan.segments(other), None, 0)
 
     def _has_near(
         self, ctx: Context, literal: _WordSet, neg_literal: _WordSet, hits: _Hits, segs: _Segments,

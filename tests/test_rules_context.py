@@ -464,7 +464,7 @@ def test_a_keyword_in_subject_and_body_is_read_in_the_body(tmp_path: Path) -> No
     assert prio(rs, "请尽快派人", subject="服务器宕机") == "P1"
 
 
-def test_a_subject_hit_reads_message_lists_in_the_body(tmp_path: Path) -> None:
+def test_message_lists_read_subject_and_body_together(tmp_path: Path) -> None:
     # The subject is a title: whether the rest runs is told in the body.
     rs = ruleset(tmp_path, CLASSES)
     result = run(rs, "SD-WAN的电信线路断了，其他线路正常。", subject="ERP连不上")
@@ -475,6 +475,8 @@ def test_a_subject_hit_reads_message_lists_in_the_body(tmp_path: Path) -> None:
     assert prio(rs, "其他的也不正常", subject="ERP连不上") == "P1"
     # lists of a narrower reach stay in the subject
     assert prio(rs, "万一停电怎么办", subject="ERP连不上") == "P1"
+    # ... and the other way round: the subject tells of the body's hit
+    assert prio(rs, "二楼的电脑都连不上", subject="其他楼层正常") == "P2"
 
 
 def test_reach_before_reads_the_sentence_up_to_the_hit(tmp_path: Path) -> None:
