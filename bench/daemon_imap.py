@@ -53,6 +53,16 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and its finished children (the
     parse workers are alive, so they are counted separately below)."""
@@ -159,7 +169,8 @@ def main() -> int:
             p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
             print(f"arrival -> ack (IDLE):    p50 {statistics.median(lat) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
                   f"max {lat[-1] * 1000:.0f} ms over {len(lat)} messages")
-            print(f"daemon peak RSS:          {peak_rss_mib(daemon.proc.pid):.0f} MiB")
+            print(f"daemon peak RSS:          {peak_rss_mib(daemon.proc.pid):.0f} MiB "
+                  f"(now {rss_mib(daemon.proc.pid):.0f} MiB)")
             daemon.terminate()
             app.close()
         finally:

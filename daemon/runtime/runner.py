@@ -26,6 +26,7 @@ from . import systemd
 from .app import App
 from .health import DatabaseCollector, MetricsConfig, OpsServer
 from .mailer import make_transport
+from .memory import TRIM_EVERY, trim_heap
 from .periodic import Every, OnTrigger, Periodic
 from ..config import (
     Config,
@@ -105,7 +106,9 @@ class Daemon:
         self.leases: list[SourceLease] = []
         self.sender = Periodic("outbox", self.send_outbox, Every(config.outgoing.poll_interval.total_seconds()),
                                log=logging.getLogger("casegate.outbox"), metrics=self.metrics)
-        self.loops: list[Periodic] = [self.sender]
+        # Freed heap pages back to the system now and then, so memory stays flat in volume.
+        self.loops: list[Periodic] = [self.sender, Periodic("memory", trim_heap, Every(TRIM_EVERY),
+                                                            log=logging.getLogger("casegate.memory"))]
         self._recovered_at = time.monotonic()
 
     # ------------------------------------------------------------ steps
