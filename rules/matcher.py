@@ -64,6 +64,9 @@ _SENTENCE_MARK = re.compile("[!?\n\x00]|\xe3\x80\x82|\\.(?=[ \n]|$)")
 _CLAUSE_MARK_REV = re.compile("[;!?\n\x00]|[\x81\x82]\x80\xe3|(?<![0-9])[,:]|(?<=[ \n])\\.")
 _SENTENCE_MARK_REV = re.compile("[!?\n\x00]|\x82\x80\xe3|(?<=[ \n])\\.")
 _LOOK_BACK = 1200  # bytes
+# A line that starts with a time to the second (and maybe a date before it)
+# is a pasted log line: "05/14 19:42:07 On Battery", "2026-03-09 22:41:07 ...".
+_LOG_STAMP = re.compile(r"[ \t]*(?:\d{2,4}[-/.]\d{1,2}(?:[-/.]\d{1,4})?[ t]+)?\d{1,2}:\d{2}:\d{2}\b")
 _LATIN_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 _CLAUSE_SHOWN = 160  # characters of a clause kept in an explanation
 
@@ -311,6 +314,10 @@ class _Segments:
             # ("crashed: 'ORA-00600'") quotes an error in prose
             return (self._around(pos, True)[0], pos)
         return self._around(pos, reach == "sentence")
+
+    def stamped(self, start: int) -> bool:
+        """True when the text at ``start`` (a sentence start) is a time stamp."""
+        return _LOG_STAMP.match(self.text, start) is not None
 
     def asks(self, end: int) -> bool:
         """True when the clause or sentence ending at ``end`` ends with '?'."""
@@ -685,12 +692,13 @@ class RuleSet:
         reach) unless an ``except`` word stands in the list word's clause,
         the hit's clause or between them; a list with ``with`` words needs
         one of them in the list word's clause.  For "question", a clause
-        ending in '?' counts as a word.  ``clause`` None: the hit is in
+        ending in '?' counts as a word; for "log", a sentence that starts
+        with a time stamp to the second.  ``clause`` None: the hit is in
         another field (only the list word's own clause is read).
         """
         asks = cl.name == "question"
         if cl.words.absent(hits) and not asks:
-            return None  # no word of the list anywhere in the field
+            return self._stamp(cl, segs, start)  # no word of the list anywhere in the field
         lo, hi = segs.span(cl.reach, start)
         inside = hits.within(lo, hi)
         key = (cl.name, lo, hi)
@@ -708,6 +716,14 @@ class RuleSet:
                 return word
         if asks and clause is not None and segs.asks(clause[1]) and not _cancelled(inside, cl, *clause):
             return "?"
+        return self._stamp(cl, segs, start)
+
+    @staticmethod
+    def _stamp(cl: _CompiledList, segs: _Segments, start: int) -> str | None:
+        """"time stamp" for a hit of list "log" in a sentence that starts with
+        one (a log line without a mark the list knows), else None."""
+        if cl.name == "log" and segs.stamped(segs.sentence(start)[0]):
+            return "time stamp"
         return None
 
     def _marker_in_other(self, cl: _CompiledList, scan: _Scan, f: str) -> str | None:

@@ -489,6 +489,17 @@ def test_reach_before_reads_the_sentence_up_to_the_hit(tmp_path: Path) -> None:
     assert prio(rs, "[ERROR] something happened. The ERP database crashed.") == "P1"  # another sentence
 
 
+def test_a_line_starting_with_a_time_stamp_is_a_log_line(tmp_path: Path) -> None:
+    rs = ruleset(tmp_path, '[lists.log]\nreach = "before"\nen = ["[error]"]\n'
+                 + '\n[[rule]]\nname = "battery"\nany = ["on battery"]\nif_log = "P3"\npriority = "P2"\n')
+    result = run(rs, "面板上看到的是：\n05/14 19:42:07 On Battery - Input voltage out of range\n")
+    assert result.priority == "P3"
+    assert result.matches[0].because == "time stamp"
+    assert prio(rs, "2026-03-09T22:41:07 UPS on battery") == "P3"
+    # a time to the minute is prose: "10:15 the UPS went on battery"
+    assert prio(rs, "10:15 the UPS went on battery and still is") == "P2"
+
+
 def test_reach_message_and_with_are_checked(tmp_path: Path) -> None:
     errors = check_folder(_folder(tmp_path, '[lists.x]\nzh = ["a"]\nreach = "page"\n'))
     assert any("'reach' must be" in e.reason and "message" in e.reason for e in errors)
