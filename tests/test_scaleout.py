@@ -7,6 +7,7 @@ database and one Dovecot mailbox.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from casegate.daemon.inbound import Inbound, Source
 from casegate.daemon.runtime.app import App
+from casegate.daemon.sources import imap as imap_module
 from casegate.daemon.sources.imap import ImapSource
 from casegate.daemon.sources.lease import SourceLease
 from casegate.daemon.sources.status import SourceStatus
@@ -215,14 +217,38 @@ def test_a_holder_that_cannot_reach_the_mailbox_hands_the_lease_to_a_peer_that_c
         app.close()
 
 
+def test_a_long_backlog_is_taken_in_passes_of_a_bounded_size(tmp_path: Path, dovecot_user, monkeypatch) -> None:
+    """A pass ends after PASS_LIMIT messages and the next selects the folder
+    again, which empties what the IMAP session keeps of the pass (an EXPUNGE
+    line per message moved): memory stays flat however long the backlog."""
+    monkeypatch.setattr(imap_module, "PASS_LIMIT", 3)
+    for i in range(7):
+        dovecot_user.append("INBOX", mail(subject=f"积压 {i}", sender=f"b{i} <b{i}@customer.cn>"))
+    section = {"name": "imap-main", "kind": "imap", "host": dovecot_user.host, "port": dovecot_user.port,
+               "tls": "none", "user": dovecot_user.name, "password_env": "CG_TEST_IMAP_PASSWORD", "idle": False,
+               "timeout": "10s", "batch_size": 2}
+    monkeypatch.setenv("CG_TEST_IMAP_PASSWORD", dovecot_user.password)
+    app = App(make_config(tmp_path, sources=[section]))
+    try:
+        src = ImapSource(app.config.sources[0], app.pipeline, SourceStatus(app.db, "imap-main", "imap", app.clock))
+        src.client = src.connect()
+        try:
+            passes = [src.drain() for _ in range(4)]
+        finally:
+            src.release()
+        assert passes == [3, 3, 1, 0]
+        assert dovecot_user.count("INBOX") == 0 and dovecot_user.count("Processed") == 7
+    finally:
+        app.close()
+
+
 # ---------------------------------------------------------------- four daemons, one mailbox
 
 
-# The issue asks for 2,000; at that count this test takes about 2.5 minutes
-# on the 2-core machine (the late daemon alone spends 40 s re-planning the
-# open cases at its start), too long for the suite; bench/scaleout.py runs
-# the same scene with 2,000 and more.
-SCALEOUT_MESSAGES = 600
+# The issue asks for 2,000; the suite runs 600 to stay within its time
+# budget, and CASEGATE_SCALEOUT_MESSAGES=2000 runs the same test (and its
+# asserts) at that count: ./scripts/test tests/test_scaleout.py -k four -s.
+SCALEOUT_MESSAGES = int(os.environ.get("CASEGATE_SCALEOUT_MESSAGES", "600"))
 
 
 def scaleout_config(url: str, user, sink) -> dict:
@@ -293,7 +319,10 @@ def test_four_daemons_share_one_mailbox_and_one_postgresql(tmp_path: Path, postg
         print(f"a fifth daemon ready at {time.monotonic() - began:.1f} s")
         wait_until(lambda: dovecot_user.count("INBOX") == 0 and dovecot_user.count("Processed") == len(appended),
                    timeout=240, interval=0.5, what="every message processed")
-        print(f"all {len(appended)} processed at {time.monotonic() - began:.1f} s")
+        took = time.monotonic() - began
+        print(f"all {len(appended)} processed at {took:.1f} s ({len(appended) / took:.0f} messages/s from the "
+              f"daemons' start, with the kill, the takeover and a fifth daemon's start; bench/scaleout.py "
+              f"compares 1, 2 and 4 daemons)")
         smtp_sink.wait_for(n, timeout=120)
         print(f"all {n} acknowledged at {time.monotonic() - began:.1f} s")
         assert all(d.proc is not None and d.proc.poll() is None for d in daemons)  # no daemon exited

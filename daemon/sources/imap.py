@@ -70,6 +70,11 @@ TRY_PREFIX = "$CasegateTry"
 STANDBY_POLL = 1.0
 #: How often a MOVE is narrowed to the UIDs still there after ``NO [EXPUNGEISSUED]``.
 MOVE_TRIES = 3
+#: Messages one pass takes before it ends and the next selects the folder
+#: again. imaplib keeps every untagged response a session receives (an
+#: EXPUNGE line for each message moved away) until the next SELECT: a pass
+#: over a backlog of 100,000 held them all. The next pass follows at once.
+PASS_LIMIT = 5000
 
 
 @dataclass
@@ -296,7 +301,7 @@ class ImapSource:
         # session gets a fresh view (and its new UIDVALIDITY) instead of a
         # stale index the server may keep serving.
         self._note_uidvalidity(client.select_folder(self.cfg.folder))
-        uids = sorted(client.search(["ALL"]))
+        uids = sorted(client.search(["ALL"]))[:PASS_LIMIT]
         self.status.polled()
         handled = 0
         pending: _Batch | None = None
