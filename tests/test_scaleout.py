@@ -245,10 +245,10 @@ def test_a_long_backlog_is_taken_in_passes_of_a_bounded_size(tmp_path: Path, dov
 # ---------------------------------------------------------------- four daemons, one mailbox
 
 
-# The issue asks for 2,000; the suite runs 600 to stay within its time
-# budget, and CASEGATE_SCALEOUT_MESSAGES=2000 runs the same test (and its
-# asserts) at that count: ./scripts/test tests/test_scaleout.py -k four -s.
-SCALEOUT_MESSAGES = int(os.environ.get("CASEGATE_SCALEOUT_MESSAGES", "600"))
+# 2,000 messages (2,200 appended) as the issue asks: about 40 s on the
+# 2-core machine. CASEGATE_SCALEOUT_MESSAGES runs the same test and asserts
+# at another count (./scripts/test tests/test_scaleout.py -k four -s).
+SCALEOUT_MESSAGES = int(os.environ.get("CASEGATE_SCALEOUT_MESSAGES", "2000"))
 
 
 def scaleout_config(url: str, user, sink) -> dict:
