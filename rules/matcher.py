@@ -66,6 +66,7 @@ _SENTENCE_MARK_REV = re.compile("[!?\n\x00]|\x82\x80\xe3|(?<=[ \n])\\.")
 _LOOK_BACK = 1200  # bytes
 # A line that starts with a time to the second (and maybe a date before it)
 # is a pasted log line: "05/14 19:42:07 On Battery", "2026-03-09 22:41:07 ...".
+_ANY_STAMP = re.compile(r":\d\d:\d\d")  # a literal first: a fast scan
 _LOG_STAMP = re.compile(r"[ \t]*(?:\d{2,4}[-/.]\d{1,2}(?:[-/.]\d{1,4})?[ t]+)?\d{1,2}:\d{2}:\d{2}\b")
 _LATIN_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 _CLAUSE_SHOWN = 160  # characters of a clause kept in an explanation
@@ -115,7 +116,7 @@ class _Hits:
     whole words.
     """
 
-    __slots__ = ("spans", "_prefix", "_full", "_span_ends", "_within", "listed")
+    __slots__ = ("spans", "_prefix", "_full", "_span_ends", "_within", "listed", "absent")
 
     def __init__(self, spans: list[tuple[int, int, str, bool]] | None = None) -> None:
         self.spans = spans if spans is not None else []
@@ -126,6 +127,9 @@ class _Hits:
         # (list name, start, end) -> the list's own word hits there: a list
         # reaching the whole message is filtered once, not once per keyword hit
         self.listed: dict[tuple[str, int, int], list[tuple[int, int, str, bool]]] = {}
+        # id of a word set -> none of its words is in the field: asked for
+        # every list, by every hit of every rule with a context
+        self.absent: dict[int, bool] = {}
 
     @property
     def prefix(self) -> set[str]:
@@ -268,6 +272,7 @@ class _Segments:
     def __init__(self, text: str) -> None:
         self.text = text
         self._cache: dict[tuple[bool, int], tuple[int, int]] = {}
+        self._has_stamp: bool | None = None
 
     def _around(self, pos: int, sentence: bool) -> tuple[int, int]:
         key = (sentence, pos)
@@ -315,9 +320,16 @@ class _Segments:
             return (self._around(pos, True)[0], pos)
         return self._around(pos, reach == "sentence")
 
-    def stamped(self, start: int) -> bool:
-        """True when the text at ``start`` (a sentence start) is a time stamp."""
-        return _LOG_STAMP.match(self.text, start) is not None
+    def any_stamp(self) -> bool:
+        """Is there a time to the second anywhere?  Most mail has none, and
+        then no sentence needs to be cut to look for a log line."""
+        if self._has_stamp is None:
+            self._has_stamp = _ANY_STAMP.search(self.text) is not None
+        return self._has_stamp
+
+    def stamped(self, pos: int) -> bool:
+        """True when the sentence holding ``pos`` starts with a time stamp."""
+        return self.any_stamp() and _LOG_STAMP.match(self.text, self.sentence(pos)[0]) is not None
 
     def asks(self, end: int) -> bool:
         """True when the clause or sentence ending at ``end`` ends with '?'."""
@@ -345,7 +357,11 @@ class _WordSet:
 
     def absent(self, hits: _Hits) -> bool:
         """True when no word of the set was found anywhere in the field."""
-        return self.full.isdisjoint(hits.full) and self.prefix.isdisjoint(hits.prefix)
+        got = hits.absent.get(id(self))
+        if got is None:
+            got = self.full.isdisjoint(hits.full) and self.prefix.isdisjoint(hits.prefix)
+            hits.absent[id(self)] = got
+        return got
 
 
 _EMPTY = _WordSet(())
@@ -666,6 +682,8 @@ class RuleSet:
         rule_priority = rule.actions.priority
         found: tuple[str | None, str, str] | None = None  # (priority, list, word)
         for name, lowered in ctx.discounts:
+            if found is not None and not _less_severe(lowered, found[0]):
+                continue  # could not lower it further: not worth reading
             cl = self._lists[name]
             word = self._marker(cl, hits, segs, clause, start)
             if word is None and f in _PROSE and cl.reach == "message":
@@ -722,7 +740,7 @@ class RuleSet:
     def _stamp(cl: _CompiledList, segs: _Segments, start: int) -> str | None:
         """"time stamp" for a hit of list "log" in a sentence that starts with
         one (a log line without a mark the list knows), else None."""
-        if cl.name == "log" and segs.stamped(segs.sentence(start)[0]):
+        if cl.name == "log" and segs.stamped(start):
             return "time stamp"
         return None
 
