@@ -179,6 +179,11 @@ class _Scan:
         self._btext: dict[str, str] = {}
         self._hits: dict[str, _Hits] = {}
         self._segments: dict[str, _Segments] = {}
+        # (field, list name) -> the word of a list reaching the whole
+        # message that applies there, when it does not depend on the hit;
+        # ``elsewhere``: the same, found in the other prose field
+        self.marks: dict[tuple[str, str], str | None] = {}
+        self.elsewhere: dict[tuple[str, str], str | None] = {}
 
     def values(self, name: str) -> tuple[str, ...]:
         got = self._values.get(name)
@@ -685,9 +690,10 @@ class RuleSet:
             if found is not None and not _less_severe(lowered, found[0]):
                 continue  # could not lower it further: not worth reading
             cl = self._lists[name]
-            word = self._marker(cl, hits, segs, clause, start)
-            if word is None and f in _PROSE and cl.reach == "message":
-                word = self._marker_in_other(cl, scan, f)
+            if cl.reach == "message" and f in _PROSE:
+                word = self._message_marker(cl, scan, f, clause, start)
+            else:
+                word = self._marker(cl, hits, segs, clause, start)
             if word is None:
                 continue
             if found is None or _less_severe(lowered, found[0]):
@@ -743,6 +749,24 @@ class RuleSet:
         if cl.name == "log" and segs.stamped(start):
             return "time stamp"
         return None
+
+    def _message_marker(
+        self, cl: _CompiledList, scan: _Scan, f: str, clause: tuple[int, int], start: int
+    ) -> str | None:
+        """``_marker`` for a list reaching the whole message (subject and
+        body).  Without ``except`` words its answer does not depend on the
+        hit, so it is worked out once per field, not once per hit and rule."""
+        key = (f, cl.name)
+        if not cl.except_ and key in scan.marks:
+            return scan.marks[key]
+        word = self._marker(cl, scan.hits(f), scan.segments(f), clause, start)
+        if word is None:
+            if key not in scan.elsewhere:  # never depends on the hit
+                scan.elsewhere[key] = self._marker_in_other(cl, scan, f)
+            word = scan.elsewhere[key]
+        if not cl.except_:
+            scan.marks[key] = word
+        return word
 
     def _marker_in_other(self, cl: _CompiledList, scan: _Scan, f: str) -> str | None:
         """The word of a list reaching the whole message, looked for in the
