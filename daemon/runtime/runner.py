@@ -183,8 +183,13 @@ class Daemon:
                 self.loops.append(source_loop(SpoolSource(src, self.config, app.pipeline, status,
                                                           self._on_ingested), self.metrics))
         # Every source is up (a refused configuration stopped us before any
-        # child process existed): the first mail need not wait for a parser to import.
-        app.parse_pool.start()
+        # child process existed): the first mail need not wait for a parser to
+        # import. A daemon whose only sources are shared IMAP mailboxes starts
+        # them when it takes a lease (ImapSource.step): standing by, it parses
+        # nothing, and four daemons starting together spent a core-second each
+        # importing parsers beside the one that fetched.
+        if any(not isinstance(src, ImapSourceConfig) for src in effective_sources(self.config)):
+            app.parse_pool.start()
 
     def _start_ops(self) -> None:
         """The `/metrics`, `/healthz`, `/readyz` listener, when ``[metrics]`` enables it."""

@@ -216,6 +216,7 @@ class ImapSource:
             self.status.alive()
             self.stop.wait(STANDBY_POLL)
             return True
+        self.parse_pool.start()  # once: the worker processes import while we connect
         try:
             if self.client is None:
                 self.client = self.connect()
