@@ -190,7 +190,8 @@ class _FileParser:
             for key, value in spec.items():
                 if key == "reach":
                     if value not in REACHES:
-                        self.error(line, f"word list {name!r}: 'reach' must be \"clause\", \"sentence\", \"before\" or \"message\"")
+                        self.error(line, f"word list {name!r}: 'reach' must be \"clause\", \"sentence\", "
+                                         "\"before\" or \"message\"")
                     elif entry.reach is not None and entry.reach[0] != value:
                         self.error(line, f"word list {name!r}: reach {value!r} differs from "
                                          f"{entry.reach[0]!r} in {entry.reach[1]}:{entry.reach[2]}")
