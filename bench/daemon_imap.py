@@ -62,6 +62,12 @@ def rss_mib(pid: int) -> float:
     return status_mib(pid, "VmRSS")
 
 
+def rss_parts(pid: int) -> str:
+    """RSS and its parts: anonymous (the heap), file (libraries, mapped files), shared memory."""
+    parts = ", ".join(f"{name} {status_mib(pid, 'Rss' + name.capitalize()):.0f}" for name in ("anon", "file", "shmem"))
+    return f"{rss_mib(pid):.0f} MiB ({parts})"
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and its finished children (the
     parse workers are alive, so they are counted separately below)."""
@@ -169,13 +175,13 @@ def main() -> int:
 
             # One watching session (a login per poll cost Dovecot more CPU than
             # the daemon's own session); the daemon's RSS is noted on the way.
-            rss_at: dict[int, float] = {}
-            milestones = [m for m in (1_000, 10_000, 100_000) if m < args.n]
+            rss_at: dict[int, str] = {}
+            milestones = [m for m in (1_000, *range(10_000, 100_001, 10_000)) if m <= args.n]
             with user.client() as watcher:
                 def drained() -> bool:
                     status = {f: watcher.folder_status(f, [b"MESSAGES"])[b"MESSAGES"] for f in ("INBOX", "Processed")}
                     while milestones and status["Processed"] >= milestones[0]:
-                        rss_at[milestones.pop(0)] = rss_mib(daemon.proc.pid)
+                        rss_at[milestones.pop(0)] = rss_parts(daemon.proc.pid)
                     return status["INBOX"] == 0 and status["Processed"] == args.n
                 wait_until(drained, timeout=3600, interval=0.1, what="all messages processed")
             t_done = time.perf_counter()
@@ -226,9 +232,10 @@ def main() -> int:
             p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
             print(f"arrival -> ack (IDLE):    p50 {statistics.median(lat) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
                   f"max {lat[-1] * 1000:.0f} ms over {len(lat)} messages")
-            seen = ", ".join(f"{rss:.0f} MiB after {m:,}" for m, rss in rss_at.items())
-            print(f"daemon peak RSS:          {peak_rss_mib(daemon.proc.pid):.0f} MiB "
-                  f"(now {rss_mib(daemon.proc.pid):.0f} MiB{'; ' + seen if seen else ''})")
+            print(f"daemon peak RSS:          {peak_rss_mib(daemon.proc.pid):.0f} MiB")
+            for m, rss in rss_at.items():
+                print(f"  RSS after {m:>7,}:      {rss}")
+            print(f"  RSS at the end:         {rss_parts(daemon.proc.pid)}")
             daemon.terminate()
             app.close()
         finally:

@@ -74,6 +74,7 @@ MOVE_TRIES = 3
 #: again. imaplib keeps every untagged response a session receives (an
 #: EXPUNGE line for each message moved away) until the next SELECT: a pass
 #: over a backlog of 100,000 held them all. The next pass follows at once.
+#: A pass also asks only for these messages' UIDs (``_first_uids``).
 PASS_LIMIT = 5000
 
 
@@ -301,8 +302,9 @@ class ImapSource:
         # Re-select on every pass: a folder deleted and recreated under this
         # session gets a fresh view (and its new UIDVALIDITY) instead of a
         # stale index the server may keep serving.
-        self._note_uidvalidity(client.select_folder(self.cfg.folder))
-        uids = sorted(client.search(["ALL"]))[:PASS_LIMIT]
+        selected = client.select_folder(self.cfg.folder)
+        self._note_uidvalidity(selected)
+        uids = self._first_uids(client, int(selected.get(b"EXISTS", 0)))
         self.status.polled()
         handled = 0
         pending: _Batch | None = None
@@ -337,6 +339,21 @@ class ImapSource:
             if pending is not None:  # never stored: the attempt did not happen
                 self._unmark_attempt(pending.msgs)
         return handled
+
+    @staticmethod
+    def _first_uids(client: imapclient.IMAPClient, exists: int) -> list[int]:
+        """The UIDs of the folder's first PASS_LIMIT messages, oldest first.
+
+        Asked by message sequence number (``UID SEARCH 1:n``), not ``ALL``:
+        a backlog of 80,000 messages would otherwise come back as one
+        80,000-UID answer every pass, and the memory it took stayed with
+        the daemon after the backlog was gone. Sequence numbers are this
+        session's view as of the SELECT, which no peer's EXPUNGE changes
+        before the session is told.
+        """
+        if exists <= 0:
+            return []
+        return sorted(client.search([f"1:{min(exists, PASS_LIMIT)}"]))
 
     def _fetch(self, uids: list[int]) -> list[FetchedMessage]:
         assert self.client is not None
