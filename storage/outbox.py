@@ -75,11 +75,25 @@ def outbox_rows(session: Session, ids: Sequence[int]) -> list[OutboxMessage]:
     return list(session.execute(select(OutboxMessage).where(OutboxMessage.id.in_(list(ids)))).scalars())
 
 
-def leased_on_host(session: Session, host: str) -> list[OutboxMessage]:
-    """Mails being sent by a process of ``host`` (holder ``host:pid``)."""
-    stmt = select(OutboxMessage).where(OutboxMessage.state == "sending",
-                                       OutboxMessage.claimed_by.like(f"{host}:%"))
-    return list(session.execute(stmt).scalars())
+def holders_on_host(session: Session, host: str) -> set[str]:
+    """The holders (``host:pid``) of mails being sent by processes of ``host``."""
+    stmt = select(_T.c.claimed_by).where(_T.c.state == "sending", _T.c.claimed_by.like(f"{host}:%")).distinct()
+    return set(session.execute(stmt).scalars())
+
+
+def release_claims(session: Session, holder: str, now: datetime) -> int:
+    """Make the mails ``holder`` is still sending due at ``now``; how many.
+
+    A compare-and-set on the holder, not an update by id: two daemons may
+    recover a dead peer's mails at once, and between one's look and its
+    update the other may have released them and a third claimed them. An
+    update by id would then take them back from the third while it sends
+    them, and a fourth would send them again.
+    """
+    result = session.execute(
+        update(_T).where(_T.c.state == "sending", _T.c.claimed_by == holder).values(next_attempt_at=now)
+    )
+    return int(result.rowcount or 0)
 
 
 def latest_outbox(session: Session, state: str | None = None, limit: int = 50) -> list[OutboxMessage]:

@@ -4,6 +4,7 @@ and no second copy after a crash between delivery and bookkeeping."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -15,6 +16,7 @@ from casegate.daemon.inbound import Inbound
 from casegate.daemon.runtime.app import App
 from casegate.daemon.runtime.outbox import LEASE
 from casegate.daemon.inbound import Source
+from casegate.storage import outbox as outbox_table
 from casegate.storage.models import OutboxMessage
 from helpers import make_config, mail
 from servers.ports import free_port
@@ -140,3 +142,26 @@ def test_leases_of_a_dead_process_on_this_host_are_released_at_start(tmp_path: P
     assert app.outbox.recover() == 1
     assert app.outbox.send_due().sent == 1
     assert len(list((tmp_path / "outbox" / "new").iterdir())) == 1
+
+
+def test_a_late_recovery_does_not_take_mail_from_the_daemon_that_claimed_it_since(tmp_path: Path) -> None:
+    """Two daemons recovering a dead peer's mails at once: one releases them and
+    a third daemon claims them; the other's recovery, which looked before that,
+    must leave them with the third (an update by id sent them twice)."""
+    clock = Clock(datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc))
+    app = App(make_config(tmp_path), clock=clock)
+    app.pipeline.ingest(Inbound(mail(), SRC))
+    host = socket.gethostname()
+    dead_holder = f"{host}:999999999"
+    with app.db.transaction() as s:
+        row = s.execute(select(OutboxMessage)).scalars().one()
+        row.state, row.claimed_by, row.next_attempt_at = "sending", dead_holder, clock.now + LEASE
+    with app.db.transaction() as s:
+        assert outbox_table.holders_on_host(s, host) == {dead_holder}  # the late recovery's look
+    with app.db.transaction() as s:
+        assert outbox_table.release_claims(s, dead_holder, clock.now) == 1  # the first recovery
+    claimed = app.outbox.claim(10)  # a third daemon (here: this one) takes the mail
+    assert len(claimed) == 1
+    with app.db.transaction() as s:
+        assert outbox_table.release_claims(s, dead_holder, clock.now) == 0  # the late one: nothing
+    assert app.outbox.claim(10) == []  # nobody else may take it while it is being sent

@@ -75,11 +75,10 @@ class OutboxWorker:
         now = self.clock()
         released = 0
         with self.db.transaction() as s:
-            for row in table.leased_on_host(s, socket.gethostname()):
-                pid = int(row.claimed_by.rpartition(":")[2] or 0) if row.claimed_by else 0
+            for holder in table.holders_on_host(s, socket.gethostname()):
+                pid = int(holder.rpartition(":")[2] or 0)
                 if pid != os.getpid() and not pid_alive(pid):
-                    row.next_attempt_at = now
-                    released += 1
+                    released += table.release_claims(s, holder, now)
         if released:
             log.warning("outbox: released %d message(s) claimed by a process that died while sending", released)
         return released
